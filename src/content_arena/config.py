@@ -1,0 +1,240 @@
+"""Configuration: one YAML file (``arena.yaml``) plus ``ARENA_*`` environment variables.
+
+Precedence, highest first: environment (``ARENA_QUALITY_GATE__MAX_EVASION_RATE=0.1``), the YAML
+file, the defaults below. Nested keys use ``__`` in environment names. A bad value fails at start-up
+with :class:`ConfigError`, whose message names every offending key and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_ENV = "ARENA_CONFIG"
+DEFAULT_CONFIG_FILE = "arena.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, malformed or out of range."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class QualityGateConfig(_Section):
+    max_evasion_rate: float = Field(0.15, ge=0.0, le=1.0)
+    min_f1_score: float = Field(0.85, ge=0.0, le=1.0)
+    min_f1_drop: float = Field(0.05, ge=0.0, le=1.0)
+    # Attacked clean texts may be flagged this many points above the clean false-positive rate.
+    max_attacked_clean_fpr_increase: float = Field(0.02, ge=0.0, le=1.0)
+
+
+class StorageConfig(_Section):
+    url: str = "sqlite:///{home}/arena.db"
+
+
+class QueueConfig(_Section):
+    # Empty means the in-process queue and lock (embedded default); redis://… in a cluster.
+    url: str | None = None
+    training_lock_ttl_s: int = Field(3600, gt=0)
+
+
+class MlflowConfig(_Section):
+    tracking_uri: str = "sqlite:///{home}/mlflow.db"
+    registry_uri: str | None = None
+    artifact_location: str = "{home}/mlartifacts"
+    experiment: str = "content-arena"
+    model_name: str = "content-filter"
+
+
+class ModelConfig(_Section):
+    # A local directory or a hub id for users who have one; None builds a small model from config.
+    base_model: str | None = None
+    vocab_size: int = Field(8000, ge=256, le=250_000)
+    hidden_size: int = Field(128, ge=16)
+    num_layers: int = Field(2, ge=1, le=48)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(512, ge=16)
+    max_length: int = Field(128, ge=8, le=4096)
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> ModelConfig:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        return self
+
+
+class TrainingConfig(_Section):
+    epochs: int = Field(6, ge=1, le=1000)
+    batch_size: int = Field(32, ge=1, le=4096)
+    learning_rate: float = Field(1e-3, gt=0.0, lt=1.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    warmup_ratio: float = Field(0.06, ge=0.0, lt=1.0)
+    challenger_epochs: int = Field(4, ge=1, le=1000)
+    challenger_learning_rate: float = Field(2e-3, gt=0.0, lt=1.0)
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    # auto: QLoRA 4-bit when CUDA and bitsandbytes are present, else LoRA. "lora" forces LoRA.
+    quantization: Literal["auto", "4bit", "none"] = "auto"
+    seed: int = 13
+    torch_threads: int | None = Field(None, ge=1)
+    max_train_examples: int | None = Field(None, ge=1)
+
+
+class AttackConfig(_Section):
+    strategies: list[str] = Field(
+        default_factory=lambda: ["jamo_split", "nfd", "homoglyph", "invisible", "spacing", "leet_phonetic"]
+    )
+    rounds: int = Field(600, ge=1, le=10_000_000)
+    seed: int = 0
+    batch_size: int = Field(256, ge=1, le=65_536)
+    max_text_length: int = Field(5000, ge=1)
+
+    @field_validator("strategies")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one strategy is needed")
+        return value
+
+
+class AugmentConfig(_Section):
+    variants_per_failure: int = Field(3, ge=0, le=100)
+    clean_negatives_ratio: float = Field(1.0, ge=0.0, le=10.0)
+    replay_ratio: float = Field(1.0, ge=0.0, le=10.0)
+
+
+class DataConfig(_Section):
+    # None means the seed corpus shipped inside the package.
+    path: str | None = None
+    format: str = "seed"
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    split_seed: int = 0
+
+
+class LLMConfig(_Section):
+    host: str | None = None
+    model: str = "llama3.2"
+    timeout: float = Field(30.0, gt=0)
+    retries: int = Field(2, ge=0, le=20)
+    temperature: float = Field(0.9, ge=0.0, le=2.0)
+
+
+class InferenceConfig(_Section):
+    batch_size: int = Field(64, ge=1, le=4096)
+    torch_threads: int | None = Field(None, ge=1)
+
+
+class ArenaConfig(BaseSettings):
+    """Everything the library reads. Build with :func:`load_config`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ARENA_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    home: str = ".arena"
+    quality_gate: QualityGateConfig = Field(default_factory=QualityGateConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    queue: QueueConfig = Field(default_factory=QueueConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    attack: AttackConfig = Field(default_factory=AttackConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs; the environment overrides it.
+        return (env_settings, init_settings)
+
+    # Paths with "{home}" are resolved against ``home`` so one setting moves all local state.
+    def resolve(self, value: str) -> str:
+        return value.replace("{home}", self.home)
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home)
+
+    @property
+    def storage_url(self) -> str:
+        return self.resolve(self.storage.url)
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.resolve(self.mlflow.tracking_uri)
+
+    @property
+    def registry_uri(self) -> str:
+        return self.resolve(self.mlflow.registry_uri or self.mlflow.tracking_uri)
+
+    @property
+    def artifact_location(self) -> str:
+        return self.resolve(self.mlflow.artifact_location)
+
+    def llm_options(self) -> dict[str, Any] | None:
+        return self.llm.model_dump() if self.llm.host else None
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    parts = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "<root>"
+        parts.append(f"{key}: {item['msg']}")
+    return f"invalid configuration ({source}): " + "; ".join(parts)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> ArenaConfig:
+    """Read ``path`` (or ``$ARENA_CONFIG``, or ``./arena.yaml`` when present) and the environment.
+
+    ``overrides`` are nested dicts merged over the file (used by tests and the CLI).
+    """
+    explicit = path or os.environ.get(CONFIG_ENV)
+    candidate = Path(explicit) if explicit else Path(DEFAULT_CONFIG_FILE)
+    data: dict[str, Any] = {}
+    source = "defaults and environment"
+    if explicit and not candidate.is_file():
+        raise ConfigError(f"config file not found: {candidate}")
+    if candidate.is_file():
+        source = str(candidate)
+        try:
+            loaded = yaml.safe_load(candidate.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot parse {candidate}: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{candidate}: top level must be a mapping, got {type(loaded).__name__}")
+        data = loaded
+    data = _deep_merge(data, overrides)
+    try:
+        return ArenaConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
