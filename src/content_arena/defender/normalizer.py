@@ -1,0 +1,155 @@
+"""Text normalisation in front of the defender model: undo the cheap unicode tricks attackers use.
+
+:func:`normalize` runs these steps, in this order:
+
+1. **strip invisibles** - zero-width space/joiner/non-joiner, soft hyphen, word joiner, BOM, bidi
+   controls, variation selectors, tag characters and the Hangul filler characters are deleted; at the
+   same time half-width Hangul jamo (U+FFA0 block) become compatibility jamo;
+2. **NFKC**, except on compatibility jamo (``ㅋ``, ``ㅅ`` ...): NFKC would turn those into *conjoining*
+   jamo (initial-consonant form), which breaks ``ㅂㅏㄹ`` (NFKC: ``바`` + initial ``ᄅ``) and makes
+   ``ㅋㅋ`` render badly. Full-width letters/digits and other compatibility forms are folded here;
+3. **jamo recomposition** (:func:`content_arena.hangul.recompose_jamo`): ``ㅆㅣㅂㅏㄹ`` / NFD -> ``씨발``;
+4. **lowercase**, then **homoglyph folding**: Cyrillic/Greek letters that look like Latin ones become
+   those Latin letters (``рһ`` -> ``ph``). This also rewrites genuine Cyrillic/Greek words; the
+   defender targets Korean/English, where such letters are nearly always an evasion;
+5. **whitespace**: every run of whitespace becomes one space, ends are trimmed;
+6. **spaced-out words** (conservative): separators are removed only *between single characters* -
+   a run of at least 3 single Hangul syllables all separated by the same separator (``시 발 놈``,
+   ``씨.발.놈``, ``씨 . 발 . 놈``) becomes ``시발놈``; Latin single letters are joined for at least 3 letters
+   with the same symbol separator (``f.u.c.k``, ``a*s*s``) or at least 4 letters separated by spaces
+   (``f u c k``). A separator is 1-3 characters from space and ``. , * _ - ~ · • / | + ^ = : ;``.
+   Normal text keeps its spaces; a sentence of single-syllable words (``너 좀 잘 해``) is joined too,
+   which is the price of this step.
+
+The result is idempotent (``normalize(normalize(x)) == normalize(x)``) for every string, and
+:func:`normalize` never raises on ``str`` input.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from content_arena.hangul import HALFWIDTH_TO_COMPAT, recompose_jamo
+
+__all__ = ["INVISIBLE_CHARACTERS", "HOMOGLYPH_FOLDS", "Normalizer", "normalize", "normalize_many"]
+
+_INVISIBLE_RANGES: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x061C, 0x061C),  # arabic letter mark
+    (0x115F, 0x1160),  # hangul choseong/jungseong fillers
+    (0x17B4, 0x17B5),  # khmer inherent vowels (render as nothing)
+    (0x180B, 0x180F),  # mongolian variation selectors and vowel separator
+    (0x200B, 0x200F),  # zero-width space, non-joiner, joiner, LRM, RLM
+    (0x202A, 0x202E),  # bidi embeddings and overrides
+    (0x2060, 0x2064),  # word joiner, invisible operators
+    (0x2066, 0x206F),  # bidi isolates, deprecated format characters
+    (0x3164, 0x3164),  # hangul filler
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFEFF, 0xFEFF),  # zero-width no-break space / BOM
+    (0xFFA0, 0xFFA0),  # half-width hangul filler
+    (0xFFF9, 0xFFFB),  # interlinear annotation controls
+    (0x1BCA0, 0x1BCA3),  # shorthand format controls
+    (0x1D173, 0x1D17A),  # musical symbol format controls
+    (0xE0000, 0xE007F),  # tag characters
+    (0xE0100, 0xE01EF),  # variation selectors supplement
+)
+
+#: Characters deleted by :func:`normalize` (they render as nothing or only steer rendering).
+INVISIBLE_CHARACTERS: frozenset[str] = frozenset(
+    chr(cp) for first, last in _INVISIBLE_RANGES for cp in range(first, last + 1)
+)
+
+#: Lowercase look-alike (Cyrillic, Greek, a few Latin/Armenian variants) -> Latin letter. Applied after
+#: ``str.lower``, so uppercase look-alikes are covered through their lowercase forms.
+HOMOGLYPH_FOLDS: dict[str, str] = {
+    # Cyrillic
+    "а": "a", "в": "b", "с": "c", "ԁ": "d", "е": "e", "ё": "e", "һ": "h", "н": "h", "і": "i", "ї": "i",
+    "ј": "j", "к": "k", "ӏ": "l", "м": "m", "о": "o", "р": "p", "ԛ": "q", "ѕ": "s", "т": "t",
+    "ԝ": "w", "х": "x", "у": "y", "ү": "y",
+    # Greek
+    "α": "a", "β": "b", "ε": "e", "η": "h", "ι": "i", "κ": "k", "ο": "o", "ρ": "p",
+    "τ": "t", "υ": "u", "ν": "v", "χ": "x",
+    # Latin / Armenian variants NFKC keeps
+    "ɑ": "a", "ɡ": "g", "ɩ": "i", "ı": "i", "ȷ": "j", "օ": "o", "ս": "u", "ց": "g",
+}
+
+_PRE_TABLE: dict[int, str | None] = {ord(char): None for char in INVISIBLE_CHARACTERS}
+_PRE_TABLE.update({ord(half): compat for half, compat in HALFWIDTH_TO_COMPAT.items()})
+_FOLD_TABLE: dict[int, str] = {ord(glyph): latin for glyph, latin in HOMOGLYPH_FOLDS.items()}
+
+_COMPAT_JAMO_SPLIT = re.compile("([\u3131-\u318e]+)")
+_WHITESPACE = re.compile(r"\s+")
+_SEPARATOR = r"[ .,*_\-~·•/|+^=:;]{1,3}"
+_SPACED_HANGUL = re.compile(
+    rf"(?<![\uac00-\ud7a3])[\uac00-\ud7a3](?P<sep>{_SEPARATOR})[\uac00-\ud7a3]"
+    rf"(?:(?P=sep)[\uac00-\ud7a3])+(?![\uac00-\ud7a3])"
+)
+_SPACED_LATIN_SYMBOL = re.compile(
+    r"(?<![0-9a-z])[a-z](?P<sep>[.,*_\-~·•/|+^=:;]{1,3})[a-z](?:(?P=sep)[a-z])+(?![0-9a-z])"
+)
+_SPACED_LATIN_BLANK = re.compile(r"(?<![0-9a-z])[a-z](?: [a-z]){3,}(?![0-9a-z])")
+
+
+def _join_singles(match: re.Match[str]) -> str:
+    return match.group().replace(match.group("sep"), "")
+
+
+def _join_blank(match: re.Match[str]) -> str:
+    return match.group().replace(" ", "")
+
+
+def _nfkc_keeping_compat_jamo(text: str) -> str:
+    if unicodedata.is_normalized("NFKC", text):
+        return text
+    parts = _COMPAT_JAMO_SPLIT.split(text)
+    if len(parts) == 1:
+        return unicodedata.normalize("NFKC", text)
+    # split() with a capturing group alternates: other text, jamo run, other text, ...
+    parts[::2] = [unicodedata.normalize("NFKC", part) for part in parts[::2]]
+    return "".join(parts)
+
+
+def _finish(text: str) -> str:
+    """Steps 5-6, shared by the ASCII fast path and the general path."""
+    text = _WHITESPACE.sub(" ", text).strip()
+    if " " in text or not text.isalnum():
+        text = _SPACED_HANGUL.sub(_join_singles, text)
+        text = _SPACED_LATIN_SYMBOL.sub(_join_singles, text)
+        text = _SPACED_LATIN_BLANK.sub(_join_blank, text)
+    return text
+
+
+def normalize(text: str) -> str:
+    """Normalise one text (see the module docstring for the steps). Idempotent, never raises."""
+    if text.isascii():
+        return _finish(text.lower())
+    text = text.translate(_PRE_TABLE)
+    text = _nfkc_keeping_compat_jamo(text)
+    text = recompose_jamo(text)
+    text = text.lower().translate(_FOLD_TABLE)
+    if not unicodedata.is_normalized("NFC", text):
+        # Lowercasing or folding can make a letter compose with the combining mark after it
+        # (Cyrillic с + U+0301 -> Latin ć, Ϊ + U+0301 -> ΐ); compose now so a second pass changes nothing.
+        text = unicodedata.normalize("NFC", text)
+    return _finish(text)
+
+
+def normalize_many(texts: Iterable[str]) -> list[str]:
+    """:func:`normalize` over many texts."""
+    return [normalize(text) for text in texts]
+
+
+class Normalizer:
+    """Callable wrapper around :func:`normalize` (for pipelines that expect an object)."""
+
+    def __call__(self, text: str) -> str:
+        return normalize(text)
+
+    def normalize(self, text: str) -> str:
+        return normalize(text)
+
+    def normalize_many(self, texts: Iterable[str]) -> list[str]:
+        return normalize_many(texts)

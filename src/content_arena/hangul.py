@@ -1,0 +1,242 @@
+"""Hangul helpers: syllable <-> jamo arithmetic, jamo splitting and jamo re-composition.
+
+Modern Hangul syllables (U+AC00..U+D7A3) are laid out arithmetically::
+
+    syllable = 0xAC00 + (initial * 21 + medial) * 28 + final
+
+with 19 initials, 21 medials and 28 finals (final 0 = no final consonant). Jamo exist in two
+encodings that matter for moderation:
+
+* compatibility jamo (U+3131..U+3163, e.g. ``ㅅ``, ``ㅣ``) - what people type when they write
+  ``ㅅㅂ`` or split a word letter by letter (``ㅆㅣㅂㅏㄹ``); they do not join visually;
+* conjoining jamo (U+1100..U+11FF) - what NFD produces; a font renders ``ᄉ ᅵ`` as one syllable.
+
+All bulk conversions use ``str.translate`` with precomputed tables, so per-character work happens
+in C. :func:`recompose_jamo` only runs Python code on the (short) jamo runs a regex finds.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import NamedTuple
+
+SYLLABLE_FIRST = 0xAC00
+SYLLABLE_LAST = 0xD7A3
+INITIAL_COUNT = 19
+MEDIAL_COUNT = 21
+FINAL_COUNT = 28  # including "no final"
+
+CONJOINING_INITIAL_BASE = 0x1100  # U+1100..U+1112
+CONJOINING_MEDIAL_BASE = 0x1161  # U+1161..U+1175
+CONJOINING_FINAL_BASE = 0x11A7  # final index 1 -> U+11A8 .. 27 -> U+11C2
+
+#: Compatibility jamo for each initial index (0..18).
+COMPAT_INITIALS = "ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎ"
+#: Compatibility jamo for each medial index (0..20); contiguous U+314F..U+3163.
+COMPAT_MEDIALS = "ㅏㅐㅑㅒㅓㅔㅕㅖㅗㅘㅙㅚㅛㅜㅝㅞㅟㅠㅡㅢㅣ"
+#: Compatibility jamo for each final index (0..27); index 0 is the empty final.
+COMPAT_FINALS: tuple[str, ...] = ("",) + tuple("ㄱㄲㄳㄴㄵㄶㄷㄹㄺㄻㄼㄽㄾㄿㅀㅁㅂㅄㅅㅆㅇㅈㅊㅋㅌㅍㅎ")
+
+#: Two simple vowels typed one after the other that a Hangul keyboard merges into one medial.
+COMPOUND_MEDIALS: dict[tuple[int, int], int] = {
+    (COMPAT_MEDIALS.index(a), COMPAT_MEDIALS.index(b)): COMPAT_MEDIALS.index(ab)
+    for a, b, ab in ("ㅗㅏㅘ", "ㅗㅐㅙ", "ㅗㅣㅚ", "ㅜㅓㅝ", "ㅜㅔㅞ", "ㅜㅣㅟ", "ㅡㅣㅢ")
+}
+#: Two final consonants that merge into one compound final (ㄹ + ㄱ -> ㄺ ...).
+COMPOUND_FINALS: dict[tuple[int, int], int] = {
+    (COMPAT_FINALS.index(a), COMPAT_FINALS.index(b)): COMPAT_FINALS.index(ab)
+    for a, b, ab in (
+        "ㄱㅅㄳ", "ㄴㅈㄵ", "ㄴㅎㄶ", "ㄹㄱㄺ", "ㄹㅁㄻ", "ㄹㅂㄼ", "ㄹㅅㄽ", "ㄹㅌㄾ", "ㄹㅍㄿ", "ㄹㅎㅀ", "ㅂㅅㅄ",
+    )
+}
+
+#: Modern compatibility jamo, consonants then vowels (U+3131..U+3163).
+COMPAT_JAMO = "".join(chr(cp) for cp in range(0x3131, 0x3164))
+#: Half-width Hangul jamo (U+FFA1..) in the same order as :data:`COMPAT_JAMO`.
+HALFWIDTH_JAMO = (
+    "".join(chr(cp) for cp in range(0xFFA1, 0xFFBF))  # 30 consonants
+    + "".join(chr(cp) for cp in (*range(0xFFC2, 0xFFC8), *range(0xFFCA, 0xFFD0),
+                                 *range(0xFFD2, 0xFFD8), *range(0xFFDA, 0xFFDD)))  # 21 vowels
+)
+COMPAT_TO_HALFWIDTH: dict[str, str] = dict(zip(COMPAT_JAMO, HALFWIDTH_JAMO, strict=True))
+HALFWIDTH_TO_COMPAT: dict[str, str] = dict(zip(HALFWIDTH_JAMO, COMPAT_JAMO, strict=True))
+
+
+def is_syllable(char: str) -> bool:
+    """True for one precomposed modern Hangul syllable (가..힣)."""
+    return len(char) == 1 and SYLLABLE_FIRST <= ord(char) <= SYLLABLE_LAST
+
+
+def has_hangul_syllable(text: str) -> bool:
+    """True when ``text`` contains at least one precomposed syllable."""
+    return _SYLLABLE_RE.search(text) is not None
+
+
+def decompose_syllable(char: str) -> tuple[int, int, int]:
+    """``'발' -> (7, 0, 8)``: (initial, medial, final) indices; final 0 means no final consonant."""
+    if not is_syllable(char):
+        raise ValueError(f"not a precomposed Hangul syllable: {char!r}")
+    offset = ord(char) - SYLLABLE_FIRST
+    return offset // (MEDIAL_COUNT * FINAL_COUNT), (offset // FINAL_COUNT) % MEDIAL_COUNT, offset % FINAL_COUNT
+
+
+def compose_syllable(initial: int, medial: int, final: int = 0) -> str:
+    """Inverse of :func:`decompose_syllable`."""
+    if not (0 <= initial < INITIAL_COUNT and 0 <= medial < MEDIAL_COUNT and 0 <= final < FINAL_COUNT):
+        raise ValueError(f"jamo indices out of range: {(initial, medial, final)}")
+    return chr(SYLLABLE_FIRST + (initial * MEDIAL_COUNT + medial) * FINAL_COUNT + final)
+
+
+def syllable_to_compat(char: str) -> str:
+    """``'발' -> 'ㅂㅏㄹ'``."""
+    initial, medial, final = decompose_syllable(char)
+    return COMPAT_INITIALS[initial] + COMPAT_MEDIALS[medial] + COMPAT_FINALS[final]
+
+
+def syllable_to_conjoining(char: str) -> str:
+    """``'발' -> 'ᄇ ᅡ ᆯ'`` (without the spaces): the canonical (NFD) decomposition."""
+    initial, medial, final = decompose_syllable(char)
+    out = chr(CONJOINING_INITIAL_BASE + initial) + chr(CONJOINING_MEDIAL_BASE + medial)
+    return out + chr(CONJOINING_FINAL_BASE + final) if final else out
+
+
+def _all_syllables() -> range:
+    return range(SYLLABLE_FIRST, SYLLABLE_LAST + 1)
+
+
+@lru_cache(maxsize=1)
+def compat_table() -> dict[int, str]:
+    """``str.translate`` table: every syllable -> its compatibility jamo."""
+    return {cp: syllable_to_compat(chr(cp)) for cp in _all_syllables()}
+
+
+@lru_cache(maxsize=1)
+def conjoining_table() -> dict[int, str]:
+    """``str.translate`` table: every syllable -> its conjoining jamo (NFD of the syllable)."""
+    return {cp: syllable_to_conjoining(chr(cp)) for cp in _all_syllables()}
+
+
+def to_compat_jamo(text: str) -> str:
+    """Split every syllable into compatibility jamo: ``'씨발' -> 'ㅆㅣㅂㅏㄹ'``; other text unchanged."""
+    return text.translate(compat_table())
+
+
+def to_conjoining_jamo(text: str) -> str:
+    """Split every syllable into conjoining jamo (like NFD, but leaves non-Hangul untouched)."""
+    return text.translate(conjoining_table())
+
+
+# --------------------------------------------------------------------------- recomposition
+
+
+class _Jamo(NamedTuple):
+    initial: int  # initial index or -1 when this jamo cannot start a syllable
+    medial: int  # medial index or -1 when not a vowel
+    final: int  # final index (>0) or 0 when it cannot close a syllable
+    compat: bool  # compatibility jamo (role decided by context) vs conjoining (role fixed)
+
+
+def _build_jamo_info() -> dict[str, _Jamo]:
+    info: dict[str, _Jamo] = {}
+    for char in COMPAT_JAMO:
+        if char in COMPAT_MEDIALS:
+            info[char] = _Jamo(-1, COMPAT_MEDIALS.index(char), 0, True)
+        else:
+            initial = COMPAT_INITIALS.index(char) if char in COMPAT_INITIALS else -1
+            final = COMPAT_FINALS.index(char) if char in COMPAT_FINALS else 0
+            info[char] = _Jamo(initial, -1, final, True)
+    for index in range(INITIAL_COUNT):
+        info[chr(CONJOINING_INITIAL_BASE + index)] = _Jamo(index, -1, 0, False)
+    for index in range(MEDIAL_COUNT):
+        info[chr(CONJOINING_MEDIAL_BASE + index)] = _Jamo(-1, index, 0, False)
+    for index in range(1, FINAL_COUNT):
+        info[chr(CONJOINING_FINAL_BASE + index)] = _Jamo(-1, -1, index, False)
+    return info
+
+
+_JAMO_INFO = _build_jamo_info()
+_JAMO_CLASS = "\u3131-\u3163\u1100-\u1112\u1161-\u1175\u11a8-\u11c2"
+# An optional syllable directly followed by a conjoining final (NFC would merge those), then a jamo run.
+_JAMO_RUN_RE = re.compile(f"(?:[\uac00-\ud7a3](?=[\u11a8-\u11c2]))?[{_JAMO_CLASS}]+")
+_SYLLABLE_RE = re.compile("[\uac00-\ud7a3]")
+
+
+def _starts_syllable(run: list[_Jamo], pos: int) -> bool:
+    """A consonant directly followed by a vowel always begins a new syllable."""
+    return run[pos].initial >= 0 and pos + 1 < len(run) and run[pos + 1].medial >= 0
+
+
+def _can_close(chars: str, run: list[_Jamo], pos: int, compat_vowel: bool) -> bool:
+    """Can ``run[pos]`` become the final consonant of the syllable before it?
+
+    * a consonant directly followed by a vowel starts the next syllable instead;
+    * a compatibility consonant only closes a syllable spelled with a compatibility vowel, so NFD text
+      followed by a typed jamo (``가`` + ``ㄹ``) keeps the jamo apart, exactly as precomposed text does;
+    * a compatibility consonant that is immediately repeated (``ㅋㅋ``, ``ㅎㅎ``) reads as laughter or
+      an abbreviation, not as a final: ``ㅂㅏㅋㅋ`` gives ``바ㅋㅋ`` (but ``ㄱㅏㄱㄱㅏ`` gives ``각가``,
+      because there the second ``ㄱ`` opens a syllable).
+    """
+    jamo = run[pos]
+    if jamo.final <= 0 or _starts_syllable(run, pos):
+        return False
+    if not jamo.compat:
+        return True
+    nxt = pos + 1
+    return compat_vowel and not (nxt < len(run) and chars[nxt] == chars[pos] and not _starts_syllable(run, nxt))
+
+
+def _compose_run(chars: str) -> str:
+    run = [_JAMO_INFO[char] for char in chars]
+    size = len(run)
+    out: list[str] = []
+    pos = 0
+    while pos < size:
+        if not _starts_syllable(run, pos):
+            out.append(chars[pos])
+            pos += 1
+            continue
+        initial = run[pos].initial
+        vowel = run[pos + 1]
+        medial = vowel.medial
+        pos += 2
+        # Compound vowels/finals are only merged from typed (compatibility) jamo: NFD never splits them.
+        if vowel.compat and pos < size and run[pos].compat and run[pos].medial >= 0:
+            merged = COMPOUND_MEDIALS.get((medial, run[pos].medial))
+            if merged is not None:
+                medial = merged
+                pos += 1
+        final = 0
+        if pos < size and _can_close(chars, run, pos, vowel.compat):
+            first = run[pos]
+            final = first.final
+            pos += 1
+            if first.compat and pos < size and run[pos].compat and _can_close(chars, run, pos, vowel.compat):
+                merged = COMPOUND_FINALS.get((final, run[pos].final))
+                if merged is not None:
+                    final = merged
+                    pos += 1
+        out.append(chr(SYLLABLE_FIRST + (initial * MEDIAL_COUNT + medial) * FINAL_COUNT + final))
+    return "".join(out)
+
+
+def _recompose_match(match: re.Match[str]) -> str:
+    chars = match.group()
+    if is_syllable(chars[0]):
+        head = chars[0]
+        if decompose_syllable(head)[2]:  # already has a final: leave it, parse the rest on its own
+            return head + _compose_run(chars[1:])
+        chars = syllable_to_conjoining(head) + chars[1:]
+    return _compose_run(chars)
+
+
+def recompose_jamo(text: str) -> str:
+    """Turn runs of compatibility and/or conjoining jamo back into syllables where they spell one.
+
+    ``'ㅆㅣ발' -> '씨발'``, ``'ㅆㅣㅂㅏㄹ' -> '씨발'``, NFD ``'씨발'`` -> ``'씨발'``, ``'ㄷㅏㄹㄱㅏ' -> '달가'``
+    (a consonant followed by a vowel opens a new syllable), ``'ㄷㅏㄺ' -> '닭'``. Jamo that spell no
+    syllable stay as they are (``'ㅋㅋㅋ'``, ``'ㅅㅂ'``, ``'ㅠㅠ'``). Compatibility jamo are never glued
+    onto an existing precomposed syllable (``'아ㅋㅋ'`` stays), conjoining finals are (as NFC does).
+    The function is idempotent.
+    """
+    return _JAMO_RUN_RE.sub(_recompose_match, text)

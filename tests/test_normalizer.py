@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from content_arena.defender.normalizer import (
+    HOMOGLYPH_FOLDS,
+    INVISIBLE_CHARACTERS,
+    Normalizer,
+    normalize,
+    normalize_many,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # invisible / format characters
+        ("씨\u200b발", "씨발"),
+        ("f\u200cu\u200dc\u00adk", "fuck"),
+        ("\ufeff병\u2060신\ufe0f", "병신"),
+        ("바\u202e보", "바보"),
+        ("ㅅ\U000e0041ㅂ", "ㅅㅂ"),
+        # NFKC: full-width letters and digits, half-width jamo
+        ("ｆｕｃｋ １８", "fuck 18"),
+        ("ﾶￜﾲￂﾩ", "씨발"),
+        # jamo recomposition (compatibility jamo are kept away from NFKC)
+        ("ㅆㅣㅂㅏㄹ", "씨발"),
+        ("ㅂㅏㄹ", "발"),
+        (unicodedata.normalize("NFD", "개새끼"), "개새끼"),
+        ("ㅋㅋㅋ", "ㅋㅋㅋ"),
+        ("ㅅㅂ 진짜", "ㅅㅂ 진짜"),
+        # homoglyphs and case
+        ("ѕһіt", "shit"),
+        ("FυСΚ YOU", "fuck you"),
+        ("Idiot", "idiot"),
+        # whitespace
+        ("  너\t\t진짜\n\n바보  ", "너 진짜 바보"),
+        ("a\u3000b", "a b"),
+        # spaced-out words
+        ("시 발 놈", "시발놈"),
+        ("씨 . 발 . 놈", "씨발놈"),
+        ("씨.발.놈.아 꺼져", "씨발놈아 꺼져"),
+        ("병*신*새*끼", "병신새끼"),
+        ("f.u.c.k you", "fuck you"),
+        ("f u c k you", "fuck you"),
+        ("a*s*s", "ass"),
+        # ... but normal text keeps its spaces
+        ("안녕 하세요 여러분", "안녕 하세요 여러분"),
+        ("시 발", "시 발"),  # two single syllables are left alone
+        ("I am a boy", "i am a boy"),
+        ("e.g. this", "e.g. this"),
+        ("가 나.다", "가 나.다"),  # different separators
+        ("", ""),
+    ],
+)
+def test_normalize_examples(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
+def test_every_invisible_character_is_removed() -> None:
+    for char in INVISIBLE_CHARACTERS:
+        assert normalize(f"씨{char}발") == "씨발", hex(ord(char))
+
+
+def test_every_homoglyph_fold_reaches_latin() -> None:
+    for glyph, latin in HOMOGLYPH_FOLDS.items():
+        assert normalize(glyph) == latin
+
+
+def test_batch_and_class_api() -> None:
+    texts = ["ＡＢＣ", "ㅆㅣ발", "x  y"]
+    assert normalize_many(texts) == ["abc", "씨발", "x y"]
+    assert normalize_many(iter(texts)) == ["abc", "씨발", "x y"]
+    normalizer = Normalizer()
+    assert normalizer("ＡＢＣ") == normalizer.normalize("ＡＢＣ") == "abc"
+    assert normalizer.normalize_many(texts) == normalize_many(texts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_idempotent_on_any_text(text: str) -> None:
+    once = normalize(text)
+    assert isinstance(once, str)
+    assert normalize(once) == once
+
+
+_TRICKY = (
+    list("ㄱㄲㄳㄴㄷㄹㄺㅂㅄㅅㅆㅇㅋㅎㅏㅐㅗㅘㅜㅡㅢㅣ가각갈나고그")
+    + [chr(cp) for cp in (0x1100, 0x1105, 0x1161, 0x1169, 0x11A8, 0x11AF, 0x115F, 0x1160, 0x3164)]
+    + [chr(cp) for cp in range(0xFFA0, 0xFFDD, 3)]
+    + list(" .*_-·\t\n\u3000abcksuxyzABΣΑΪνсеоＦ\u0301\u0308\u0345\u200b\u00adİßﬁſK①㉠㈀")
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.one_of(st.sampled_from(_TRICKY), st.characters()), max_size=30))
+def test_idempotent_on_jamo_separator_and_homoglyph_mixes(text: str) -> None:
+    once = normalize(text)
+    assert normalize(once) == once
