@@ -1,0 +1,51 @@
+"""The defender: a toxic-content classifier with a normaliser in front of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from content_arena.defender.artifacts import ModelIntegrityError, ModelNotFound
+from content_arena.defender.base import Classification, Defender, DefenderNotReady
+from content_arena.defender.transformer import TransformerDefender
+
+if TYPE_CHECKING:
+    from content_arena.config import ArenaConfig
+
+__all__ = [
+    "Classification",
+    "Defender",
+    "DefenderNotReady",
+    "ModelIntegrityError",
+    "ModelNotFound",
+    "TransformerDefender",
+    "load_defender",
+    "resolve_model_dir",
+]
+
+
+def resolve_model_dir(location: str | Path, config: ArenaConfig | None = None) -> Path:
+    """A local directory for ``location``: a directory, or ``models:/<name>@<alias>`` / ``models:/<name>/<v>``."""
+    text = str(location)
+    if text.startswith("models:/"):
+        from content_arena.registry import ModelRegistry
+
+        return ModelRegistry.from_config(config).download(text)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise ModelNotFound(f"no defender at {path}")
+    return path
+
+
+def load_defender(
+    location: str | Path, config: ArenaConfig | None = None, *, batch_size: int | None = None
+) -> TransformerDefender:
+    """Load a defender once from a directory or an MLflow model URI."""
+    model_dir = resolve_model_dir(location, config)
+    if batch_size is None:
+        batch_size = config.inference.batch_size if config is not None else 64
+    defender = TransformerDefender(model_dir, batch_size=batch_size)
+    defender.load()
+    if defender.version is None and str(location).startswith("models:/"):
+        defender.version = str(location)
+    return defender

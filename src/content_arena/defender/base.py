@@ -1,0 +1,79 @@
+"""The defender lifecycle: load → preprocess → predict → postprocess.
+
+One base class, one subclass per runtime (the same shape as KServe's ``Model``). Callers use
+:meth:`Defender.classify` for labelled results or :meth:`Defender.scores` for raw toxic
+probabilities; both take a batch. A defender is loaded once and reused; :meth:`reload` swaps in
+new weights without changing the object callers hold.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+import numpy as np
+
+from content_arena.defender.normalizer import normalize_many
+
+
+class Classification(TypedDict):
+    toxic_score: float
+    is_toxic: bool
+    confidence: float
+
+
+class DefenderNotReady(RuntimeError):
+    """classify() was called before load() succeeded."""
+
+
+class Defender(abc.ABC):
+    """Base class: subclasses implement :meth:`load` and :meth:`predict`."""
+
+    def __init__(self, name: str = "content-filter", threshold: float = 0.5, batch_size: int = 64):
+        self.name = name
+        self.threshold = threshold
+        self.batch_size = batch_size
+        self.ready = False
+        self.version: str | None = None
+        self._lock = threading.RLock()
+
+    @abc.abstractmethod
+    def load(self) -> Defender:
+        """Read weights and set ``ready``; returns self."""
+
+    def reload(self) -> Defender:
+        with self._lock:
+            self.ready = False
+            return self.load()
+
+    def preprocess(self, texts: Sequence[str]) -> list[str]:
+        """Undo the unicode tricks an attacker can play before the model sees the text."""
+        return normalize_many(texts)
+
+    @abc.abstractmethod
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """Toxic probability for each preprocessed text, as a float array."""
+
+    def postprocess(self, scores: np.ndarray) -> list[Classification]:
+        flags = scores >= self.threshold
+        confidence = np.where(flags, scores, 1.0 - scores)
+        return [
+            {"toxic_score": float(s), "is_toxic": bool(f), "confidence": float(c)}
+            for s, f, c in zip(scores.tolist(), flags.tolist(), confidence.tolist(), strict=True)
+        ]
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        if not self.ready:
+            raise DefenderNotReady(f"defender {self.name!r} is not loaded")
+        if len(texts) == 0:
+            return np.zeros(0, dtype=np.float32)
+        with self._lock:
+            return self.predict(self.preprocess(texts))
+
+    def classify(self, texts: Sequence[str]) -> list[Classification]:
+        return self.postprocess(self.scores(texts))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "threshold": self.threshold, "ready": self.ready}

@@ -1,0 +1,104 @@
+"""A defender backed by a Hugging Face sequence classifier saved as safetensors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from content_arena.defender.artifacts import TOKENIZER_FILE, ModelNotFound, verify_model_dir
+from content_arena.defender.base import Defender
+
+log = logging.getLogger(__name__)
+
+
+class TransformerDefender(Defender):
+    """Batched inference over a ``*ForSequenceClassification`` model in ``model_dir``.
+
+    Texts are tokenized once with the Rust tokenizer, sorted by length and cut into batches so that
+    padding stays small; scores come back in the caller's order.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        name: str = "content-filter",
+        batch_size: int = 64,
+        threshold: float | None = None,
+        device: str | None = None,
+        verify: bool = True,
+    ):
+        super().__init__(name=name, threshold=threshold if threshold is not None else 0.5, batch_size=batch_size)
+        self.model_dir = Path(model_dir)
+        self._threshold_override = threshold
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.verify = verify
+        self.model: torch.nn.Module | None = None
+        self.tokenizer: Tokenizer | None = None
+        self.max_length = 128
+        self.pad_id = 0
+
+    def load(self) -> TransformerDefender:
+        from transformers import AutoModelForSequenceClassification
+
+        if not self.model_dir.exists():
+            raise ModelNotFound(f"no defender at {self.model_dir}")
+        manifest = verify_model_dir(self.model_dir) if self.verify else None
+        tokenizer_path = self.model_dir / TOKENIZER_FILE
+        if not tokenizer_path.is_file():
+            raise ModelNotFound(f"no defender at {self.model_dir}: {TOKENIZER_FILE} is missing")
+        tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        tokenizer.no_padding()
+        model = AutoModelForSequenceClassification.from_pretrained(
+            self.model_dir, use_safetensors=True, local_files_only=True
+        )
+        model.to(self.device).eval()
+        with self._lock:
+            if manifest is not None:
+                self.max_length = manifest.max_length
+                if self._threshold_override is None:
+                    self.threshold = manifest.threshold
+                self.version = str(manifest.info.get("version")) if manifest.info.get("version") else None
+            tokenizer.enable_truncation(self.max_length)
+            recorded = manifest.info.get("pad_id") if manifest is not None else None
+            self.pad_id = int(recorded) if recorded is not None else (tokenizer.token_to_id("[PAD]") or 0)
+            self.tokenizer, self.model = tokenizer, model
+            self.ready = True
+        log.info("defender %s loaded from %s on %s", self.name, self.model_dir, self.device)
+        return self
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        assert self.tokenizer is not None
+        return [enc.ids for enc in self.tokenizer.encode_batch(list(texts), add_special_tokens=True)]
+
+    @torch.inference_mode()
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw two-class logits for already preprocessed texts, in input order."""
+        assert self.model is not None
+        ids = self._encode(texts)
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(ids), 2), dtype=np.float32)
+        for start in range(0, len(ids), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = int(lengths[chunk].max())
+            batch = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
+            for row, index in enumerate(chunk):
+                seq = ids[index]
+                batch[row, : len(seq)] = seq
+            input_ids = torch.from_numpy(batch).to(self.device)
+            mask = (input_ids != self.pad_id).long()
+            result = self.model(input_ids=input_ids, attention_mask=mask).logits
+            out[chunk] = result.float().cpu().numpy()
+        return out
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        logits = self.logits(texts)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(shifted)
+        return (probs[:, 1] / probs.sum(axis=1)).astype(np.float32)

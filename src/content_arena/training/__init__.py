@@ -1,0 +1,214 @@
+"""Training defenders: the first champion by full fine-tuning, challengers by LoRA / QLoRA."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from content_arena.config import ArenaConfig
+from content_arena.data import Example
+from content_arena.defender.artifacts import TOKENIZER_FILE, ModelManifest, write_manifest
+from content_arena.defender.normalizer import normalize_many
+from content_arena.training.loop import EpochCallback, encode, fit
+from content_arena.training.lora import choose_adapter_mode, load_for_adapter, lora_config, merge_adapter
+from content_arena.training.model_factory import build_small_classifier, load_pretrained_classifier
+from content_arena.training.tokenizer import save_tokenizer, train_tokenizer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainResult", "Tracker", "train_champion", "train_challenger"]
+
+
+class Tracker(Protocol):
+    def log_params(self, params: dict[str, Any]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    mode: str  # "full", "lora" or "qlora"
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    val_metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    n_train: int = 0
+
+
+def _set_threads(n: int | None) -> None:
+    if n:
+        torch.set_num_threads(n)
+
+
+def _epoch_logger(tracker: Tracker | None, prefix: str) -> EpochCallback | None:
+    if tracker is None:
+        return None
+
+    def on_epoch(epoch: int, row: dict[str, float]) -> None:
+        tracker.log_metrics({f"{prefix}{k}": v for k, v in row.items() if k != "epoch"}, step=epoch)
+
+    return on_epoch
+
+
+def _pad_id(model: torch.nn.Module, tokenizer: Any) -> int:
+    configured = getattr(getattr(model, "config", None), "pad_token_id", None)
+    if configured is not None:
+        return int(configured)
+    return tokenizer.token_to_id("[PAD]") or 0
+
+
+def _texts_labels(examples: Sequence[Example], limit: int | None) -> tuple[list[str], list[int]]:
+    chosen = list(examples)[:limit] if limit else list(examples)
+    if not chosen:
+        raise ValueError("no training examples")
+    labels = [int(e.label) for e in chosen]
+    if len(set(labels)) < 2:
+        raise ValueError("training needs both toxic and clean examples")
+    return [e.text for e in chosen], labels
+
+
+def _save(model: torch.nn.Module, tokenizer_source: Path | Any, out_dir: Path, cfg: ArenaConfig, info: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    if isinstance(tokenizer_source, Path):
+        for name in (TOKENIZER_FILE, "tokenizer_config.json", "special_tokens_map.json"):
+            if (tokenizer_source / name).is_file():
+                shutil.copy2(tokenizer_source / name, out_dir / name)
+    else:
+        save_tokenizer(tokenizer_source, out_dir)
+    write_manifest(out_dir, ModelManifest(threshold=cfg.model.threshold, max_length=cfg.model.max_length, info=info))
+
+
+def train_champion(
+    examples: Sequence[Example],
+    out_dir: str | Path,
+    cfg: ArenaConfig,
+    *,
+    val_examples: Sequence[Example] | None = None,
+    tokenizer_texts: Sequence[str] | None = None,
+    tracker: Tracker | None = None,
+) -> TrainResult:
+    """Full fine-tune: a small model built from config (tokenizer trained here) or ``model.base_model``."""
+    _set_threads(cfg.training.torch_threads)
+    torch.manual_seed(cfg.training.seed)
+    texts, labels = _texts_labels(examples, cfg.training.max_train_examples)
+    started = time.perf_counter()
+    if cfg.model.base_model:
+        model, tokenizer = load_pretrained_classifier(cfg.model.base_model)
+        source = f"pretrained:{cfg.model.base_model}"
+    else:
+        corpus = normalize_many(list(tokenizer_texts or []) + texts)
+        tokenizer = train_tokenizer(corpus, vocab_size=cfg.model.vocab_size)
+        model = build_small_classifier(cfg.model, tokenizer)
+        source = "built-from-config"
+    pad_id = _pad_id(model, tokenizer)
+    params = {
+        "mode": "full",
+        "model_source": source,
+        "n_train": len(texts),
+        "epochs": cfg.training.epochs,
+        "learning_rate": cfg.training.learning_rate,
+        "batch_size": cfg.training.batch_size,
+        "vocab_size": tokenizer.get_vocab_size(),
+        "hidden_size": cfg.model.hidden_size,
+        "num_layers": cfg.model.num_layers,
+    }
+    if tracker:
+        tracker.log_params(params)
+    val_ids = val_labels = None
+    if val_examples:
+        val_ids = encode(tokenizer, [e.text for e in val_examples], cfg.model.max_length)
+        val_labels = [int(e.label) for e in val_examples]
+    fitted = fit(
+        model,
+        encode(tokenizer, texts, cfg.model.max_length),
+        labels,
+        pad_id=pad_id,
+        epochs=cfg.training.epochs,
+        learning_rate=cfg.training.learning_rate,
+        batch_size=cfg.training.batch_size,
+        weight_decay=cfg.training.weight_decay,
+        warmup_ratio=cfg.training.warmup_ratio,
+        seed=cfg.training.seed,
+        val_ids=val_ids,
+        val_labels=val_labels,
+        on_epoch=_epoch_logger(tracker, ""),
+    )
+    out = Path(out_dir)
+    _save(model, tokenizer, out, cfg, {"mode": "full", "source": source, "pad_id": pad_id, **fitted.best_val})
+    log.info("champion trained in %.1fs (%d examples) → %s", time.perf_counter() - started, len(texts), out)
+    return TrainResult(out, "full", fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started, len(texts))
+
+
+def train_challenger(
+    champion_dir: str | Path,
+    examples: Sequence[Example],
+    out_dir: str | Path,
+    cfg: ArenaConfig,
+    *,
+    val_examples: Sequence[Example] | None = None,
+    tracker: Tracker | None = None,
+) -> TrainResult:
+    """LoRA (QLoRA on CUDA) from the champion's weights, merged and saved as plain safetensors."""
+    from peft import get_peft_model
+    from tokenizers import Tokenizer
+
+    _set_threads(cfg.training.torch_threads)
+    torch.manual_seed(cfg.training.seed)
+    champion_dir = Path(champion_dir)
+    texts, labels = _texts_labels(examples, cfg.training.max_train_examples)
+    started = time.perf_counter()
+    mode = choose_adapter_mode(cfg.training)
+    tokenizer = Tokenizer.from_file(str(champion_dir / TOKENIZER_FILE))
+    model = load_for_adapter(champion_dir, mode)
+    pad_id = _pad_id(model, tokenizer)
+    model = get_peft_model(model, lora_config(model, cfg.training))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    log.info("%s adapter: %d of %d parameters trainable (%.1f%%)", mode, trainable, total, 100 * trainable / total)
+    if tracker:
+        tracker.log_params(
+            {
+                "mode": mode,
+                "n_train": len(texts),
+                "epochs": cfg.training.challenger_epochs,
+                "learning_rate": cfg.training.challenger_learning_rate,
+                "lora_r": cfg.training.lora_r,
+                "lora_alpha": cfg.training.lora_alpha,
+                "trainable_params": trainable,
+            }
+        )
+    val_ids = val_labels = None
+    if val_examples:
+        val_ids = encode(tokenizer, [e.text for e in val_examples], cfg.model.max_length)
+        val_labels = [int(e.label) for e in val_examples]
+    fitted = fit(
+        model,
+        encode(tokenizer, texts, cfg.model.max_length),
+        labels,
+        pad_id=pad_id,
+        epochs=cfg.training.challenger_epochs,
+        learning_rate=cfg.training.challenger_learning_rate,
+        batch_size=cfg.training.batch_size,
+        weight_decay=0.0,
+        warmup_ratio=cfg.training.warmup_ratio,
+        seed=cfg.training.seed,
+        val_ids=val_ids,
+        val_labels=val_labels,
+        on_epoch=_epoch_logger(tracker, ""),
+    )
+    with tempfile.TemporaryDirectory(prefix="arena-adapter-") as tmp:
+        model.save_pretrained(tmp)
+        merged = merge_adapter(champion_dir, Path(tmp))
+    out = Path(out_dir)
+    _save(merged, champion_dir, out, cfg, {"mode": mode, "parent": str(champion_dir), "pad_id": pad_id, **fitted.best_val})
+    log.info("challenger (%s) trained in %.1fs (%d examples) → %s", mode, time.perf_counter() - started, len(texts), out)
+    return TrainResult(out, mode, fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started, len(texts))

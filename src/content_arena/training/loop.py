@@ -1,0 +1,149 @@
+"""A plain PyTorch fine-tuning loop: dynamic padding, linear warm-up/decay, best epoch kept."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from content_arena.defender.normalizer import normalize_many
+from content_arena.metrics import binary_metrics
+
+log = logging.getLogger(__name__)
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def encode(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length)
+    return [e.ids for e in tokenizer.encode_batch(normalize_many(texts))]
+
+
+def _batches(lengths: np.ndarray, batch_size: int, rng: random.Random) -> list[np.ndarray]:
+    """Shuffled batches of similar length: shuffle, sort inside windows of 50 batches, shuffle batches."""
+    order = np.array(rng.sample(range(len(lengths)), len(lengths)), dtype=np.int64)
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        block = order[start : start + window]
+        block = block[np.argsort(lengths[block], kind="stable")]
+        batches.extend(block[i : i + batch_size] for i in range(0, len(block), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _collate(ids: list[list[int]], index: np.ndarray, pad_id: int, device: torch.device):
+    width = max(len(ids[i]) for i in index)
+    batch = np.full((len(index), width), pad_id, dtype=np.int64)
+    for row, i in enumerate(index):
+        batch[row, : len(ids[i])] = ids[i]
+    input_ids = torch.from_numpy(batch).to(device)
+    return input_ids, (input_ids != pad_id).long()
+
+
+@torch.inference_mode()
+def predict_scores(
+    model: torch.nn.Module, ids: list[list[int]], pad_id: int, device: torch.device, batch_size: int = 128
+) -> np.ndarray:
+    model.eval()
+    lengths = np.array([len(x) for x in ids])
+    order = np.argsort(lengths, kind="stable")
+    out = np.empty(len(ids), dtype=np.float32)
+    for start in range(0, len(ids), batch_size):
+        index = order[start : start + batch_size]
+        input_ids, mask = _collate(ids, index, pad_id, device)
+        logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
+        out[index] = torch.softmax(logits, dim=-1)[:, 1].cpu().numpy()
+    return out
+
+
+def fit(
+    model: torch.nn.Module,
+    train_ids: list[list[int]],
+    train_labels: Sequence[int],
+    *,
+    pad_id: int,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    weight_decay: float = 0.01,
+    warmup_ratio: float = 0.06,
+    seed: int = 0,
+    val_ids: list[list[int]] | None = None,
+    val_labels: Sequence[int] | None = None,
+    device: torch.device | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> FitResult:
+    """Train ``model`` in place; with a validation set, the epoch with the best val F1 is restored."""
+    device = device or next(model.parameters()).device
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    labels = torch.tensor(list(train_labels), dtype=torch.long)
+    lengths = np.array([len(x) for x in train_ids])
+    steps_per_epoch = math.ceil(len(train_ids) / batch_size)
+    total_steps = max(1, steps_per_epoch * epochs)
+    warmup = int(total_steps * warmup_ratio)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: (step + 1) / max(1, warmup) if step < warmup else max(0.0, (total_steps - step) / max(1, total_steps - warmup)),
+    )
+    result = FitResult()
+    best_state: dict[str, torch.Tensor] | None = None
+    best_f1 = -1.0
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        total_loss, seen = 0.0, 0
+        for index in _batches(lengths, batch_size, rng):
+            input_ids, mask = _collate(train_ids, index, pad_id, device)
+            target = labels[torch.from_numpy(index)].to(device)
+            logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
+            loss = torch.nn.functional.cross_entropy(logits, target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item() * len(index)
+            seen += len(index)
+        row: dict[str, float] = {"epoch": epoch, "train_loss": total_loss / max(1, seen)}
+        if val_ids is not None and val_labels is not None and len(val_ids):
+            scores = predict_scores(model, val_ids, pad_id, device)
+            m = binary_metrics(np.asarray(val_labels), scores)
+            row.update({"val_f1": m.f1, "val_precision": m.precision, "val_recall": m.recall})
+            if m.auroc is not None:
+                row["val_auroc"] = m.auroc
+            if m.f1 > best_f1:
+                best_f1, result.best_epoch = m.f1, epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                result.best_val = {k: v for k, v in row.items() if k.startswith("val_")}
+        result.history.append(row)
+        log.info("epoch %d/%d %s", epoch, epochs, ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+    if best_state is not None:
+        model.load_state_dict(copy.deepcopy(best_state))
+    else:
+        result.best_epoch = epochs
+    model.eval()
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,147 @@
+"""A tiny real training run: champion (full), challenger (LoRA), save/load, integrity, registry."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from conftest import TINY
+from content_arena.config import load_config
+from content_arena.data import load_seed_corpus, split_examples
+from content_arena.defender import ModelIntegrityError, ModelNotFound, TransformerDefender, load_defender
+from content_arena.defender.artifacts import read_manifest
+from content_arena.registry import CHAMPION, ModelRegistry
+from content_arena.training import train_challenger, train_champion
+from content_arena.training.lora import choose_adapter_mode
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    train, test = split_examples(load_seed_corpus(), test_fraction=0.2, seed=0)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def champion(corpus, tmp_path_factory):
+    """Trained once for the module; tests that modify files work on a copy."""
+    home = tmp_path_factory.mktemp("arena")
+    cfg = load_config(None, home=str(home / ".arena"), **TINY)
+    train, test = corpus
+    result = train_champion(train, home / "champion", cfg, val_examples=test[:200])
+    return cfg, result
+
+
+def test_champion_learns_and_round_trips(champion, corpus):
+    cfg, result = champion
+    assert result.mode == "full"
+    assert len(result.history) == cfg.training.epochs
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    defender = TransformerDefender(result.model_dir).load()
+    _, test = corpus
+    scores = defender.scores([e.text for e in test])
+    labels = np.array([e.label for e in test])
+    # Better than chance on held-out seed texts after three tiny epochs.
+    assert scores[labels == 1].mean() > scores[labels == 0].mean() + 0.1
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_batching_and_order_do_not_change_scores(champion, corpus):
+    _, result = champion
+    texts = [e.text for e in corpus[1][:50]]
+    batched = TransformerDefender(result.model_dir, batch_size=7).load().scores(texts)
+    single = np.array([TransformerDefender(result.model_dir, batch_size=64).load().scores([t])[0] for t in texts[:5]])
+    np.testing.assert_allclose(batched[:5], single, atol=1e-5)
+    reversed_scores = TransformerDefender(result.model_dir).load().scores(texts[::-1])
+    np.testing.assert_allclose(reversed_scores[::-1], batched, atol=1e-5)
+
+
+def test_classify_shape_and_empty_batch(champion):
+    _, result = champion
+    defender = TransformerDefender(result.model_dir).load()
+    out = defender.classify(["안녕하세요 좋은 하루", "x" * 10_000, ""])
+    assert [sorted(o) for o in out] == [["confidence", "is_toxic", "toxic_score"]] * 3
+    assert all(o["confidence"] >= 0.5 for o in out)
+    assert defender.classify([]) == []
+
+
+def test_saved_as_safetensors_with_checksums(champion):
+    _, result = champion
+    files = {p.name for p in result.model_dir.iterdir()}
+    assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
+    manifest = read_manifest(result.model_dir)
+    assert set(manifest.files) >= {"model.safetensors", "tokenizer.json", "config.json"}
+
+
+def test_tampered_weights_are_refused(champion, tmp_path):
+    _, result = champion
+    copy = shutil.copytree(result.model_dir, tmp_path / "copy")
+    TransformerDefender(copy).load()
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="model.safetensors"):
+        TransformerDefender(copy).load()
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelNotFound, match="no defender"):
+        load_defender(tmp_path / "nothing-here")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotFound, match="arena_model.json"):
+        TransformerDefender(tmp_path / "empty").load()
+
+
+def test_lora_challenger_merges_into_plain_weights(champion, corpus, tmp_path, caplog):
+    cfg, result = champion
+    train, test = corpus
+    with caplog.at_level(logging.INFO):
+        challenger = train_challenger(result.model_dir, train[:300], tmp_path / "challenger", cfg, val_examples=test[:100])
+    assert challenger.mode == "lora"  # no CUDA here
+    assert any("QLoRA needs CUDA" in r.message or "LoRA" in r.message for r in caplog.records)
+    tensors = load_file(challenger.model_dir / "model.safetensors")
+    assert not any("lora" in k for k in tensors)
+    base = load_file(result.model_dir / "model.safetensors")
+    assert set(tensors) == set(base)
+    changed = [k for k in base if not np.allclose(base[k].numpy(), tensors[k].numpy())]
+    assert any("attention" in k for k in changed) and any("classifier" in k for k in changed)
+    assert not any("embeddings" in k for k in changed)  # LoRA leaves untargeted weights alone
+    TransformerDefender(challenger.model_dir).load().classify(["테스트"])
+
+
+def test_adapter_mode_falls_back_to_lora_without_cuda(tiny_config, caplog):
+    cfg = tiny_config(training={"quantization": "4bit"})
+    with caplog.at_level(logging.WARNING):
+        assert choose_adapter_mode(cfg.training) == "lora"
+    assert "falling back to LoRA on CPU" in caplog.text
+
+
+def test_registry_versions_aliases_and_download(champion, tmp_path):
+    _, result = champion
+    cfg = load_config(None, home=str(tmp_path / ".arena"), **TINY)
+    registry = ModelRegistry.from_config(cfg)
+    with registry.run("t1") as run:
+        run.log_metrics({"f1": 0.5}, step=1)
+        v1 = registry.register(result.model_dir, run)
+    with registry.run("t2") as run:
+        v2 = registry.register(result.model_dir, run)
+    assert (v1, v2) == (1, 2)
+    assert registry.version_for(CHAMPION) is None
+    registry.set_alias(CHAMPION, v1)
+    assert registry.version_for(CHAMPION) == 1
+    registry.set_alias(CHAMPION, v2)
+    versions = registry.versions()
+    assert [v.version for v in versions] == [2, 1]
+    assert versions[0].aliases == (CHAMPION,) and versions[1].aliases == ()
+    local = registry.download("models:/content-filter@champion")
+    assert local.name == "v2" and (local / "model.safetensors").is_file()
+    defender = load_defender("models:/content-filter@champion", cfg)
+    assert defender.ready
+    with pytest.raises(ModelNotFound, match="alias 'challenger'"):
+        registry.download("models:/content-filter@challenger")
