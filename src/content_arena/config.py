@@ -107,7 +107,7 @@ class AttackConfig(_Section):
 
 
 class AugmentConfig(_Section):
-    variants_per_failure: int = Field(3, ge=0, le=100)
+    variants_per_failure: int = Field(4, ge=0, le=100)
     clean_negatives_ratio: float = Field(1.0, ge=0.0, le=10.0)
     replay_ratio: float = Field(1.0, ge=0.0, le=10.0)
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install Content Arena with its test extras and run the whole test suite.
+# Used by the README and by .ci/run. Needs PostgreSQL (127.0.0.1:5432, database test) and Redis
+# (127.0.0.1:6379) for the store and queue tests; starts them when they are installed but stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ -z "${VIRTUAL_ENV:-}" ]; then
+  [ -d .venv ] || "$PYTHON" -m venv .venv
+  # shellcheck disable=SC1091
+  . .venv/bin/activate
+fi
+pip install -q --upgrade pip
+# The CPU wheel first: an unpinned torch pulls gigabytes of CUDA packages.
+pip install -q "torch==2.13.0"
+pip install -q -e '.[test,service,k8s,gpu]'
+
+bash scripts/services.sh
+
+export PYTHONHASHSEED=0
+set +e
+python -m pytest "$@"
+status=$?
+set -e
+# pytest exits 5 when nothing was collected: that is a failure here, not a pass.
+exit $status

@@ -1,0 +1,164 @@
+"""Battles: attack toxic seed texts with strategies, classify the variants in batches, record rounds.
+
+A battle's rounds follow a fixed plan (round r → strategy r mod S, seed text (r div S) mod N, attack
+seed = battle seed + r div (S·N)), so a rerun after a crash or a stop regenerates exactly the rounds
+that are missing and skips the ones already written. Each batch is written in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from content_arena.attacks import Strategy
+from content_arena.data import Example
+from content_arena.defender import Defender
+from content_arena.store import Store
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class BattleStopped(RuntimeError):
+    """The battle was asked to stop; its written rounds stay."""
+
+
+@dataclass
+class BattleSummary:
+    battle_id: str
+    status: str
+    rounds: int
+    evaded: int
+    per_strategy: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def evasion_rate(self) -> float:
+        return self.evaded / self.rounds if self.rounds else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "battle_id": self.battle_id,
+            "status": self.status,
+            "rounds": self.rounds,
+            "evaded": self.evaded,
+            "evasion_rate": self.evasion_rate,
+            "per_strategy": self.per_strategy,
+        }
+
+
+class AttackRunner:
+    def __init__(
+        self,
+        defender: Defender,
+        store: Store,
+        strategies: Sequence[Strategy],
+        *,
+        batch_size: int = 256,
+        seed: int = 0,
+        should_stop: Callable[[], bool] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ):
+        if not strategies:
+            raise ValueError("a battle needs at least one strategy")
+        self.defender = defender
+        self.store = store
+        self.strategies = list(strategies)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.should_stop = should_stop
+        self.on_progress = on_progress
+
+    def plan(self, round_number: int, n_seeds: int) -> tuple[Strategy, int, int]:
+        """(strategy, seed text index, attack seed) of one round."""
+        n_strategies = len(self.strategies)
+        strategy = self.strategies[round_number % n_strategies]
+        text_index = (round_number // n_strategies) % n_seeds
+        attack_seed = self.seed + round_number // (n_strategies * n_seeds)
+        return strategy, text_index, attack_seed
+
+    def start(self, seeds: Sequence[Example], rounds: int, *, model_version: str | None = None,
+              source: str = "seed") -> str:
+        return self.store.create_battle(
+            strategies=[s.name for s in self.strategies],
+            rounds=rounds,
+            model_version=model_version,
+            seed=self.seed,
+            source=source,
+            params={"n_seed_texts": len(seeds), "batch_size": self.batch_size},
+        )
+
+    def run(self, battle_id: str, seeds: Sequence[Example]) -> BattleSummary:
+        """Play the rounds of ``battle_id`` that are not written yet."""
+        battle = self.store.get_battle(battle_id)
+        if battle is None:
+            raise KeyError(f"no battle {battle_id}")
+        if not seeds:
+            raise ValueError("a battle needs at least one seed text")
+        if battle.status == "completed":
+            return self.summarize(battle_id)
+        done = self.store.done_round_numbers(battle_id)
+        todo = [r for r in range(battle.rounds_planned) if r not in done]
+        if done:
+            log.info("battle %s: resuming, %d of %d rounds already written", battle_id, len(done), battle.rounds_planned)
+        self.store.update_battle(battle_id, status="running", started=not done, error=None)
+        try:
+            for start in range(0, len(todo), self.batch_size):
+                if self.should_stop is not None and self.should_stop():
+                    self.store.update_battle(battle_id, status="stopped", finished=True)
+                    raise BattleStopped(f"battle {battle_id} stopped after {len(done) + start} rounds")
+                self._play(battle_id, todo[start : start + self.batch_size], seeds, battle.model_version)
+                if self.on_progress is not None:
+                    self.on_progress(len(done) + min(start + self.batch_size, len(todo)), battle.rounds_planned)
+        except BattleStopped:
+            raise
+        except Exception as exc:
+            self.store.update_battle(battle_id, status="failed", error=f"{type(exc).__name__}: {exc}", finished=True)
+            raise
+        self.store.update_battle(battle_id, status="completed", finished=True)
+        return self.summarize(battle_id)
+
+    def _play(self, battle_id: str, round_numbers: list[int], seeds: Sequence[Example], model_version: str | None) -> None:
+        planned = [self.plan(r, len(seeds)) for r in round_numbers]
+        originals = [seeds[i].text for _, i, _ in planned]
+        attacked = [strategy.attack(text, seed=s) for (strategy, _, s), text in zip(planned, originals, strict=True)]
+        results = self.defender.classify(attacked)
+        rows = [
+            {
+                "round_number": r,
+                "strategy": strategy.name,
+                "original_text": original,
+                "attacked_text": variant,
+                "true_label": int(seeds[i].label),
+                "toxic_score": res["toxic_score"],
+                "predicted_toxic": res["is_toxic"],
+                "evaded": bool(seeds[i].label == 1 and not res["is_toxic"]),
+            }
+            for r, (strategy, i, _), original, variant, res in zip(
+                round_numbers, planned, originals, attacked, results, strict=True
+            )
+        ]
+        self.store.add_rounds(battle_id, rows)
+
+    def summarize(self, battle_id: str) -> BattleSummary:
+        battle = self.store.get_battle(battle_id)
+        if battle is None:
+            raise KeyError(f"no battle {battle_id}")
+        per: dict[str, dict[str, float]] = {}
+        offset = 0
+        while True:
+            page = self.store.list_rounds(battle_id, limit=5000, offset=offset)
+            if not page:
+                break
+            for row in page:
+                entry = per.setdefault(row.strategy, {"rounds": 0, "evaded": 0})
+                entry["rounds"] += 1
+                entry["evaded"] += int(row.evaded)
+            offset += len(page)
+        for entry in per.values():
+            entry["evasion_rate"] = entry["evaded"] / entry["rounds"] if entry["rounds"] else 0.0
+        rounds = sum(int(e["rounds"]) for e in per.values())
+        evaded = sum(int(e["evaded"]) for e in per.values())
+        return BattleSummary(battle_id, battle.status, rounds, evaded, per)

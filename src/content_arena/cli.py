@@ -1,0 +1,317 @@
+"""The ``arena`` command line. Each command is a thin call into the library.
+
+Logs and progress go to stderr; with ``--json`` the last line of stdout is one JSON object.
+Known failures (bad config, unknown strategy, missing model, unreadable data) exit with code 2 and
+one line on stderr starting with ``error:``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Content Arena: adversarial MLOps for content moderation.")
+pipeline_app = typer.Typer(no_args_is_help=True, help="Run the whole adversarial loop.")
+app.add_typer(pipeline_app, name="pipeline")
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="arena.yaml (default: $ARENA_CONFIG or ./arena.yaml)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object as the last stdout line.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from content_arena.attacks import StrategyUnavailable, UnknownStrategyError
+    from content_arena.config import ConfigError
+    from content_arena.data import DataError
+    from content_arena.defender import ModelIntegrityError, ModelNotFound
+    from content_arena.store import StoreUnavailable
+
+    return (
+        ConfigError, DataError, FileNotFoundError, ModelNotFound, ModelIntegrityError, UnknownStrategyError,
+        StrategyUnavailable, StoreUnavailable, ValueError, KeyError,
+    )
+
+
+def cli_command(func):
+    """Turn expected failures into one ``error:`` line and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except _expected_errors() as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            stderr.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _setup(config: Path | None, verbose: bool, **overrides: Any):
+    from content_arena.config import load_config
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=stderr, show_path=False, rich_tracebacks=False)],
+        force=True,
+    )
+    for noisy in ("alembic", "mlflow", "httpx", "urllib3", "transformers", "peft"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    cfg = load_config(config, **overrides)
+    if cfg.training.torch_threads or cfg.inference.torch_threads:
+        import torch
+
+        torch.set_num_threads(cfg.inference.torch_threads or cfg.training.torch_threads)
+    return cfg
+
+
+def _emit_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+# -- pipeline -------------------------------------------------------------------------------------
+
+
+@pipeline_app.command("run")
+@cli_command
+def pipeline_run(config: ConfigOpt = None, json_out: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+    """attack → evaluate → gate → collect → augment → train → compare → promote."""
+    from content_arena.orchestrator import run_pipeline
+
+    cfg = _setup(config, verbose)
+    summary = run_pipeline(cfg, console=stderr)
+    _print_summary(summary.to_dict())
+    if json_out:
+        _emit_json(summary.to_dict())
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    gate = s["gate"]
+    stderr.print(f"\n[bold]quality gate:[/] {gate['decision']}")
+    for reason in gate["reasons"]:
+        stderr.print(f"  • {reason}", highlight=False)
+    before, after = s["champion_before"], s["challenger"]
+    table = Table(title="per-strategy evasion rate (held-out adversarial set)")
+    table.add_column("strategy")
+    table.add_column(f"champion v{before['version']}", justify="right")
+    if after:
+        table.add_column(f"challenger v{after['version']}", justify="right")
+    for name, rate in before["per_strategy"].items():
+        row = [name, _fmt(rate)]
+        if after:
+            row.append(_fmt(after["per_strategy"].get(name)))
+        table.add_row(*row)
+    for label, key in (("overall evasion", "evasion_rate"), ("clean F1", "f1"), ("clean AUROC", "auroc"),
+                       ("clean FPR", "fpr"), ("attacked-clean FPR", "attacked_clean_fpr")):
+        row = [f"[bold]{label}", _fmt(before.get(key))]
+        if after:
+            row.append(_fmt(after.get(key)))
+        table.add_row(*row)
+    stderr.print(table)
+    verdict = "promoted" if s["promoted"] else ("not promoted" if after else "no retraining needed")
+    stderr.print(f"challenger {verdict}; champion is version {s['champion_version']} ({s['seconds']:.0f}s)")
+
+
+# -- train / evaluate -----------------------------------------------------------------------------
+
+
+@app.command()
+@cli_command
+def train(
+    data: Annotated[Path, typer.Option(help="Labelled data file.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="beep|unsmile|jigsaw|csv|tsv|jsonl|seed")] = "csv",
+    base_model: Annotated[str | None, typer.Option(help="Local directory (or hub id) of a pretrained model.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to save the defender.")] = None,
+    register: Annotated[bool, typer.Option(help="Register in MLflow (champion if there is none).")] = False,
+    epochs: Annotated[int | None, typer.Option(help="Override training.epochs.")] = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Train a defender by full fine-tuning on a labelled file."""
+    from content_arena.data import load_examples, split_examples
+    from content_arena.orchestrator import Workspace, register_model
+    from content_arena.registry import CHAMPION
+    from content_arena.training import train_champion
+
+    overrides: dict[str, Any] = {}
+    if base_model:
+        overrides["model"] = {"base_model": base_model}
+    if epochs:
+        overrides["training"] = {"epochs": epochs}
+    cfg = _setup(config, verbose, **overrides)
+    examples = load_examples(data, format)
+    fit_set, val = split_examples(examples, test_fraction=0.1, seed=cfg.data.split_seed)
+    out_dir = out or cfg.home_path / "models" / "trained" / data.stem
+    payload: dict[str, Any] = {"model_dir": str(out_dir), "n_train": len(fit_set), "n_val": len(val)}
+    if register:
+        ws = Workspace.open(cfg)
+        with ws.registry.run(f"train-{data.stem}", tags={"stage": "train", "data": str(data)}) as run:
+            result = train_champion(fit_set, out_dir, cfg, val_examples=val, tracker=run)
+            is_first = ws.registry.version_for(CHAMPION) is None
+            version = register_model(ws, result, run, status="champion" if is_first else "registered",
+                                     alias=CHAMPION if is_first else None)
+            if is_first:
+                ws.registry.set_alias(CHAMPION, version)
+        payload.update(version=version, champion=is_first)
+    else:
+        result = train_champion(fit_set, out_dir, cfg, val_examples=val)
+    payload.update(val_metrics=result.val_metrics, seconds=round(result.seconds, 2))
+    stderr.print(f"defender saved to {out_dir} (val {result.val_metrics})", highlight=False)
+    if json_out:
+        _emit_json(payload)
+
+
+@app.command()
+@cli_command
+def evaluate(
+    model: Annotated[str, typer.Option(help="Defender directory or models:/content-filter@champion.")],
+    data: Annotated[Path, typer.Option(help="Labelled data file.")],
+    format: Annotated[str, typer.Option("--format", "-f")] = "csv",
+    attacks: Annotated[str, typer.Option(help="all, or comma-separated strategy names.")] = "all",
+    seed: Annotated[int, typer.Option(help="Attack seed.")] = 1,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Clean metrics and per-strategy evasion of a defender on a labelled file."""
+    from content_arena.attacks import resolve_strategies
+    from content_arena.data import load_examples
+    from content_arena.defender import load_defender
+    from content_arena.evaluation import AdversarialSet
+    from content_arena.evaluation import evaluate as run_evaluation
+
+    cfg = _setup(config, verbose)
+    strategies = resolve_strategies(attacks, llm=cfg.llm_options())
+    examples = load_examples(data, format)
+    defender = load_defender(model, cfg)
+    report = run_evaluation(defender, AdversarialSet.build(examples, strategies, seed=seed))
+    result = report.to_dict()
+    table = Table(title=f"{model} on {data.name} (n={report.clean.n})")
+    table.add_column("strategy")
+    table.add_column("evasion rate", justify="right")
+    table.add_column("attacked-clean FPR", justify="right")
+    table.add_column("detected", justify="right")
+    for name, r in report.attacks.items():
+        table.add_row(name, _fmt(r.evasion_rate), _fmt(r.attacked_clean_fpr), str(r.n_detected))
+    stderr.print(table)
+    stderr.print(
+        f"F1 {_fmt(report.clean.f1)}  precision {_fmt(report.clean.precision)}  recall {_fmt(report.clean.recall)}"
+        f"  AUROC {_fmt(report.clean.auroc)}  FPR {_fmt(report.clean.fpr)}"
+    )
+    if json_out:
+        _emit_json(result)
+
+
+# -- battles and models ---------------------------------------------------------------------------
+
+
+@app.command()
+@cli_command
+def battle(
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds to play.")] = 100,
+    strategy: Annotated[str, typer.Option(help="A strategy name, a comma list, a+b composite, or all.")] = "all",
+    model: Annotated[str, typer.Option(help="Defender directory or model URI.")] = "models:/content-filter@champion",
+    resume: Annotated[str | None, typer.Option(help="Resume this battle id.")] = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Attack the champion with toxic seed texts and record every round."""
+    from content_arena.attack_runner import AttackRunner
+    from content_arena.attacks import resolve_strategies
+    from content_arena.defender import load_defender
+    from content_arena.orchestrator import Workspace, load_dataset
+
+    cfg = _setup(config, verbose)
+    strategies = resolve_strategies(strategy, llm=cfg.llm_options())
+    ws = Workspace.open(cfg)
+    defender = load_defender(model, cfg)
+    train_set, _ = load_dataset(cfg)
+    seeds = [e for e in train_set if e.label == 1]
+    if resume:
+        existing = ws.store.get_battle(resume)
+        if existing is None:
+            raise KeyError(f"no battle {resume}")
+        strategies = resolve_strategies(list(existing.strategies), llm=cfg.llm_options())
+    runner = AttackRunner(defender, ws.store, strategies, batch_size=cfg.attack.batch_size, seed=cfg.attack.seed)
+    battle_id = resume or runner.start(seeds, rounds, model_version=defender.version, source="cli")
+    stderr.print(f"battle {battle_id}", highlight=False)
+    summary = runner.run(battle_id, seeds)
+    table = Table(title=f"battle {battle_id[:8]}: {summary.rounds} rounds")
+    table.add_column("strategy")
+    table.add_column("rounds", justify="right")
+    table.add_column("evasion rate", justify="right")
+    for name, entry in summary.per_strategy.items():
+        table.add_row(name, str(int(entry["rounds"])), _fmt(entry["evasion_rate"]))
+    stderr.print(table)
+    if json_out:
+        _emit_json(summary.to_dict())
+
+
+@app.command()
+@cli_command
+def models(config: ConfigOpt = None, json_out: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+    """List registered defender versions, their aliases and recorded metrics."""
+    from content_arena.orchestrator import Workspace
+
+    cfg = _setup(config, verbose)
+    ws = Workspace.open(cfg)
+    versions = ws.registry.versions()
+    rows = []
+    table = Table(title=f"registered model {ws.registry.model_name}")
+    for column in ("version", "aliases", "status", "mode", "clean F1", "evasion"):
+        table.add_column(column)
+    for info in versions:
+        record = ws.store.get_model(ws.registry.model_name, info.version)
+        metrics = (record.metrics if record else None) or {}
+        rows.append({**info.to_dict(), "status": record.status if record else None, "metrics": metrics})
+        table.add_row(str(info.version), ",".join(info.aliases) or "—", record.status if record else "—",
+                      info.tags.get("mode", "—"), _fmt(metrics.get("clean_f1")), _fmt(metrics.get("evasion_rate")))
+    stderr.print(table)
+    if json_out:
+        _emit_json({"name": ws.registry.model_name, "versions": rows})
+
+
+@app.command()
+def strategies() -> None:
+    """List the attack strategies."""
+    from content_arena.attacks import available_strategies, get_strategy
+
+    for name in available_strategies():
+        description = getattr(get_strategy(name), "description", "") if name != "llm" else "LLM paraphrase (needs llm.host)"
+        stdout.print(f"{name:15s} {description}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

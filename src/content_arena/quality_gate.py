@@ -1,0 +1,72 @@
+"""The quality gate: does the champion still hold, or must a challenger be trained?
+
+FAIL when any of: overall evasion rate above ``max_evasion_rate``; clean F1 below ``min_f1_score``;
+clean F1 dropped by ``min_f1_drop`` or more from the F1 recorded for the champion; attacked clean
+texts flagged more than ``max_attacked_clean_fpr_increase`` above the clean false-positive rate.
+Every failing check is a reason; the result also keeps each check's value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from content_arena.config import QualityGateConfig
+from content_arena.evaluation import EvaluationReport
+
+# Rates are ratios of counts; compare them to limits with a tolerance so 0.95 - 0.90 counts as 0.05.
+EPSILON = 1e-9
+
+
+class Decision(str, Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+
+
+@dataclass
+class GateResult:
+    decision: Decision
+    reasons: list[str] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.decision is Decision.PASS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"decision": self.decision.value, "reasons": list(self.reasons), "checks": dict(self.checks)}
+
+
+def check_quality(
+    report: EvaluationReport, cfg: QualityGateConfig, reference_f1: float | None = None
+) -> GateResult:
+    reasons: list[str] = []
+    evasion = report.evasion_rate
+    f1 = report.clean.f1
+    checks: dict[str, Any] = {"evasion_rate": evasion, "f1": f1, "reference_f1": reference_f1}
+    if evasion > cfg.max_evasion_rate:
+        worst = sorted(
+            ((name, r.evasion_rate) for name, r in report.attacks.items() if r.evasion_rate > cfg.max_evasion_rate),
+            key=lambda item: -item[1],
+        )
+        detail = ", ".join(f"{name} {rate:.3f}" for name, rate in worst)
+        reasons.append(
+            f"evasion rate {evasion:.3f} > max_evasion_rate {cfg.max_evasion_rate:.3f}"
+            + (f" (above the limit: {detail})" if detail else "")
+        )
+    if f1 < cfg.min_f1_score:
+        reasons.append(f"F1 {f1:.3f} < min_f1_score {cfg.min_f1_score:.3f}")
+    if reference_f1 is not None:
+        drop = reference_f1 - f1
+        checks["f1_drop"] = drop
+        if drop >= cfg.min_f1_drop - EPSILON:
+            reasons.append(f"F1 dropped {drop:.3f} from the champion's {reference_f1:.3f} (min_f1_drop {cfg.min_f1_drop:.3f})")
+    fpr_increase = report.worst_attacked_clean_fpr - report.clean.fpr
+    checks["attacked_clean_fpr_increase"] = fpr_increase
+    if fpr_increase > cfg.max_attacked_clean_fpr_increase:
+        reasons.append(
+            f"attacked clean texts flagged {fpr_increase:.3f} above the clean FPR {report.clean.fpr:.3f} "
+            f"(max_attacked_clean_fpr_increase {cfg.max_attacked_clean_fpr_increase:.3f})"
+        )
+    return GateResult(Decision.FAIL if reasons else Decision.PASS, reasons, checks)

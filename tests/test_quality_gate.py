@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from content_arena.config import QualityGateConfig
+from content_arena.evaluation import EvaluationReport, StrategyResult
+from content_arena.metrics import BinaryMetrics
+from content_arena.model_promoter import compare
+from content_arena.quality_gate import Decision, check_quality
+
+
+def report(f1: float, evaded: dict[str, int], *, fpr: float = 0.05, attacked_fpr: float = 0.05) -> EvaluationReport:
+    clean = BinaryMetrics(n=200, f1=f1, precision=f1, recall=f1, auroc=0.95, fpr=fpr, accuracy=f1)
+    attacks = {
+        name: StrategyResult(evasion_rate=n / 100, attacked_clean_fpr=attacked_fpr, n_detected=100, n_evaded=n, n_clean=100)
+        for name, n in evaded.items()
+    }
+    return EvaluationReport(clean=clean, attacks=attacks)
+
+
+CFG = QualityGateConfig()
+
+
+def test_pass_when_every_check_holds():
+    result = check_quality(report(0.9, {"nfd": 5, "spacing": 10}), CFG, reference_f1=0.91)
+    assert result.decision is Decision.PASS
+    assert result.reasons == []
+    assert result.checks["evasion_rate"] == 0.075
+
+
+def test_evasion_above_limit_fails_and_names_the_strategies():
+    result = check_quality(report(0.9, {"nfd": 0, "spacing": 40}), CFG)
+    assert result.decision is Decision.FAIL
+    assert len(result.reasons) == 1
+    assert "0.200 > max_evasion_rate 0.150" in result.reasons[0]
+    assert "spacing 0.400" in result.reasons[0] and "nfd" not in result.reasons[0]
+
+
+def test_evasion_exactly_at_limit_passes():
+    assert check_quality(report(0.9, {"a": 15}), CFG).passed
+
+
+def test_low_f1_and_drop_from_champion_are_separate_reasons():
+    result = check_quality(report(0.80, {"a": 0}), CFG, reference_f1=0.86)
+    assert result.decision is Decision.FAIL
+    assert any("F1 0.800 < min_f1_score 0.850" in r for r in result.reasons)
+    assert any("dropped 0.060" in r for r in result.reasons)
+
+
+def test_f1_drop_of_exactly_the_limit_fails():
+    result = check_quality(report(0.90, {"a": 0}), CFG, reference_f1=0.95)
+    assert not result.passed and "dropped 0.050" in result.reasons[0]
+
+
+def test_trigger_happy_model_fails_on_attacked_clean_fpr():
+    result = check_quality(report(0.9, {"a": 0}, fpr=0.05, attacked_fpr=0.60), CFG)
+    assert not result.passed
+    assert "attacked clean texts flagged" in result.reasons[0]
+
+
+def test_all_reasons_are_reported_together():
+    result = check_quality(report(0.5, {"a": 90}, attacked_fpr=0.9), CFG, reference_f1=0.9)
+    assert len(result.reasons) == 4
+
+
+def test_promote_only_when_more_robust_and_f1_holds():
+    champion = report(0.90, {"a": 40})
+    assert compare(champion, report(0.89, {"a": 10}), CFG).promote
+    not_robust = compare(champion, report(0.95, {"a": 40}), CFG)
+    assert not not_robust.promote and "not more robust" in not_robust.reasons[0]
+    f1_drop = compare(champion, report(0.85, {"a": 5}), CFG)
+    assert not f1_drop.promote and "clean F1 drops 0.050" in f1_drop.reasons[0]
+    trigger_happy = compare(champion, report(0.90, {"a": 5}, attacked_fpr=0.5), CFG)
+    assert not trigger_happy.promote
