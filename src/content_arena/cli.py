@@ -309,6 +309,23 @@ def strategies() -> None:
         stdout.print(f"{name:15s} {description}", highlight=False)
 
 
+def _mount_commands() -> None:
+    """Commands that live beside their code (service, delivery): each module's register(app, pipeline_app)."""
+    import importlib
+
+    for name in ("content_arena.service.commands", "content_arena.delivery.commands"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # that part of the project is not there
+            raise
+        module.register(app, pipeline_app)
+
+
+_mount_commands()
+
+
 def main() -> None:
     app()
 

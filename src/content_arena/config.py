@@ -133,6 +133,36 @@ class InferenceConfig(_Section):
     torch_threads: int | None = Field(None, ge=1)
 
 
+class ApiConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # JSON file {"<token>": "read"|"admin", ...}, usually a mounted Secret; ARENA_API__TOKENS as JSON too.
+    tokens_file: str | None = None
+    tokens: dict[str, Literal["read", "admin"]] = Field(default_factory=dict)
+    # With no tokens configured the API refuses every request unless this is true (local use only).
+    allow_anonymous: bool = False
+    rate_limit_per_minute: int = Field(600, ge=1)
+    max_text_length: int = Field(5000, ge=1, le=1_000_000)
+    max_batch_size: int = Field(256, ge=1, le=100_000)
+    max_rounds: int = Field(100_000, ge=1)
+    cors_origins: list[str] = Field(default_factory=list)
+    micro_batch_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
+    workers: int = Field(1, ge=1, le=64)
+
+
+class ServingConfig(_Section):
+    namespace: str = "content-arena"
+    inference_service: str = "content-filter"
+    canary_traffic_percent: int = Field(10, ge=1, le=99)
+    prometheus_url: str | None = None
+    # Canary judgement: roll back when the canary's error rate or toxic-rate drift exceeds these.
+    max_canary_error_rate: float = Field(0.01, ge=0.0, le=1.0)
+    max_toxic_rate_drift: float = Field(0.10, ge=0.0, le=1.0)
+    canary_observation_s: int = Field(300, ge=0)
+    ready_timeout_s: int = Field(600, ge=1)
+    storage_uri_prefix: str = "pvc://models/content-filter"
+
+
 class ArenaConfig(BaseSettings):
     """Everything the library reads. Build with :func:`load_config`."""
 
@@ -152,6 +182,8 @@ class ArenaConfig(BaseSettings):
     data: DataConfig = Field(default_factory=DataConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     @classmethod
     def settings_customise_sources(
