@@ -70,14 +70,28 @@ def _setup(config: Path | None, verbose: bool, **overrides: Any):
         handlers=[RichHandler(console=stderr, show_path=False, rich_tracebacks=False)],
         force=True,
     )
-    for noisy in ("alembic", "mlflow", "httpx", "urllib3", "transformers", "peft"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_third_party_output()
     cfg = load_config(config, **overrides)
     if cfg.training.torch_threads or cfg.inference.torch_threads:
         import torch
 
         torch.set_num_threads(cfg.inference.torch_threads or cfg.training.torch_threads)
     return cfg
+
+
+def quiet_third_party_output() -> None:
+    """Keep our progress readable: no per-file progress bars or deprecation chatter from dependencies."""
+    import os
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(torch|mlflow|sqlalchemy)\..*")
+    for noisy in ("alembic", "mlflow", "httpx", "urllib3", "transformers", "peft", "bitsandbytes"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def _emit_json(payload: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from content_arena.config import ModelConfig
 log = logging.getLogger(__name__)
 
 # LoRA targets by architecture family: BERT-like names first, Llama/Mistral-like second.
-LORA_TARGET_FAMILIES = (("query", "value", "key", "dense"), ("q_proj", "v_proj", "k_proj", "o_proj"))
+LORA_TARGET_FAMILIES = (("query", "value", "key", "dense", "word_embeddings"), ("q_proj", "v_proj", "k_proj", "o_proj", "embed_tokens"))
 
 
 def build_small_classifier(cfg: ModelConfig, tokenizer: Tokenizer) -> torch.nn.Module:
@@ -58,8 +58,13 @@ def load_pretrained_classifier(base_model: str) -> tuple[torch.nn.Module, Tokeni
 
 
 def lora_target_modules(model: torch.nn.Module) -> list[str]:
-    """The linear layers LoRA should adapt, found by name in ``model``."""
-    linear_names = {name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)}
+    """The linear (and token-embedding) layers LoRA should adapt, found by name in ``model``.
+
+    The token embeddings are adapted too: evasions arrive as token sequences the champion rarely
+    saw (leetspeak, romanisation), and attention-only adapters cannot give those tokens new meaning.
+    """
+    adaptable = (torch.nn.Linear, torch.nn.Embedding)
+    linear_names = {name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, adaptable)}
     for family in LORA_TARGET_FAMILIES:
         found = [name for name in family if name in linear_names]
         if found:
