@@ -327,7 +327,7 @@ def _mount_commands() -> None:
     """Commands that live beside their code (service, delivery): each module's register(app, pipeline_app)."""
     import importlib
 
-    for name in ("content_arena.service.commands", "content_arena.delivery.commands"):
+    for name in ("content_arena.service.commands", "content_arena.delivery.commands", "content_arena.report.commands"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
