@@ -250,7 +250,12 @@ def run_pipeline(cfg: ArenaConfig, *, console: Any | None = None) -> PipelineSum
         augmented = augment(
             collected.failures, fit_set, strategies, cfg.augment, toxic_pool=seeds, seed=cfg.attack.seed
         )
-        challenger_train = with_replay(augmented.examples, fit_set, cfg.augment.replay_ratio, seed=cfg.attack.seed)
+        if augmented.examples:
+            challenger_train = with_replay(augmented.examples, fit_set, cfg.augment.replay_ratio, seed=cfg.attack.seed)
+        else:
+            # The gate failed on F1 or on attacked-clean FPR, not on evasions: retrain on the data itself.
+            log.info("no evasions to learn from: the challenger trains on the training set alone")
+            challenger_train = list(fit_set)
         ws.store.add_training_samples(
             [
                 {"text": e.text, "label": e.label, "source": "augment", "battle_id": battle.battle_id,
