@@ -41,6 +41,12 @@ MIXED = ["시발 fuck you", "ㅅㅂ 진짜 stupid 새끼"]
 UNICODE_TRICKS = ("jamo_split", "nfd", "homoglyph", "invisible")
 # Strategies that only touch Hangul (or precomposed accents) leave plain English alone.
 HANGUL_ONLY = {"jamo_split", "nfd"}
+# Registered after the six rules and "llm", in this order (see tests/test_attacks_families.py).
+FAMILIES = [
+    "ko_consonant", "ko_vowel", "ko_pronounce", "ko_shape", "ko_roman", "ko_keyboard", "ko_chosung", "repeat",
+    "symbol", "filler", "typo_swap", "typo_delete", "typo_insert", "typo_keyboard", "en_typo", "en_leet",
+    "en_hangul", "ko_level2", "ko_level3", "ko_level4", "en_level2", "en_level3", "en_level4", "adaptive",
+]
 
 
 # --------------------------------------------------------------------------- registry
@@ -48,7 +54,7 @@ HANGUL_ONLY = {"jamo_split", "nfd"}
 
 def test_rule_strategy_names_and_availability() -> None:
     assert RULE_STRATEGIES == ("jamo_split", "nfd", "homoglyph", "invisible", "spacing", "leet_phonetic")
-    assert available_strategies() == [*RULE_STRATEGIES, "llm"]
+    assert available_strategies() == [*RULE_STRATEGIES, "llm", *FAMILIES]
     for name in RULE_STRATEGIES:
         strategy = get_strategy(name)
         assert isinstance(strategy, Strategy)
@@ -130,7 +136,7 @@ def test_register_adds_a_strategy(clean_registry: None) -> None:
         def transform(self, text: str, rng: random.Random) -> str:
             return text.upper()
 
-    assert available_strategies() == [*RULE_STRATEGIES, "llm", "shout"]
+    assert available_strategies() == [*RULE_STRATEGIES, "llm", *FAMILIES, "shout"]
     assert get_strategy("shout").attack("idiot") == "IDIOT"
     assert get_strategy("shout+invisible").name == "shout+invisible"
     assert [s.name for s in resolve_strategies("all")] == list(RULE_STRATEGIES)
@@ -406,3 +412,31 @@ def test_spacing_changes_text_made_of_spelled_out_syllables() -> None:
     strategy = get_strategy("spacing")
     for seed in range(20):
         assert strategy.attack("ㅂㅏㄹ 놈놈", seed) != "ㅂㅏㄹ 놈놈"
+
+
+# Outputs of the six rule strategies as committed before the rule families were added: the loop's
+# defaults depend on them, so they must not drift (same text, same seed, same variant).
+GOLDEN = {
+    'jamo_split': ('\u3147\u3163 \uc528\u3142\u314f\u3139 \u3131\u3150\uc0c8\ub07c\uc57c \uaebc\uc838', 'you are a fucking idiot'),
+    'nfd': ('\u110b\u1175 \u110a\u1175\u1107\u1161\u11af \u1100\u1162\u1109\u1162\u1101\u1175\u110b\u1163 \u1101\u1165\u110c\u1167', 'you are a fucking idiot'),
+    'homoglyph': ('\uc774 \uc528\ubc1c \uffa1\uffc3\uffb5\uffc3\uffa2\uffdc\uc57c \uaebc\uffb8\uffca', 'y\u043eu are \u03b1 \uff46uc\u03baing \uff49di\uff4f\uff54'),
+    'invisible': ('\uc774 \uc528\ubc1c \uac1c\uc0c8\ufe0f\ub07c\u200c\uc57c \uaebc\uc838', 'yo\ufe0fu ar\u200be a f\u200du\ufeffcking i\u200bd\ufe00i\u200cot'),
+    'spacing': ('\uc774 \uc528\ubc1c \uac1c \uc0c8 \ub07c \uc57c \uaebc\uc838', 'you are a fucking i d i o t'),
+    'leet_phonetic': ('\uc774 \uc528\ubc1c \uce90\uc0c8\u3132l\uc57c \uaebc\uc84d', 'u are a effing idiot'),
+}
+
+
+@pytest.mark.parametrize("name", RULE_STRATEGIES)
+def test_the_six_rules_are_unchanged(name: str) -> None:
+    strategy = get_strategy(name)
+    assert (strategy.attack("이 씨발 개새끼야 꺼져", 3), strategy.attack("you are a fucking idiot", 5)) == GOLDEN[name]
+
+
+def test_new_families_compose_with_the_six_rules() -> None:
+    composite = get_strategy("ko_consonant+invisible")
+    for text in KOREAN:
+        for seed in range(5):
+            variant = composite.attack(text, seed)
+            assert variant == get_strategy("invisible").attack(get_strategy("ko_consonant").attack(text, seed), seed)
+            # the invisible part is undone by the normaliser, the sound change is not
+            assert normalize(variant) == normalize(get_strategy("ko_consonant").attack(text, seed))

@@ -10,6 +10,20 @@ Public API (stable)::
 
 Every strategy has ``name``, ``description``, ``transform(text, rng)`` and the deterministic,
 never-raising ``attack(text, seed=0)`` / ``attack_many(texts, seed=0)``.
+
+Beyond the six unicode/respelling rules (which ``"all"`` still means), the package registers:
+
+* rule families built from word-level :class:`Transformation` parts (:mod:`.korean`, :mod:`.english`):
+  ``ko_consonant``, ``ko_vowel``, ``ko_pronounce``, ``ko_shape``, ``ko_roman``, ``ko_keyboard``,
+  ``ko_chosung``, ``repeat``, ``symbol``, ``filler``, ``typo_swap``, ``typo_delete``, ``typo_insert``,
+  ``typo_keyboard``, ``en_typo``, ``en_leet``, ``en_hangul``;
+* difficulty levels stacking 2-4 families per toxic word (:mod:`.difficulty`): ``ko_level2..4``,
+  ``en_level2..4``;
+* ``adaptive``: :class:`AdaptiveAttacker`, a black-box search against a defender's scores
+  (:mod:`.adaptive`); unbound until ``bind(defender)``.
+
+:mod:`.readability` defines the human-readability proxy the families are tested against, and
+:mod:`.llm_backends` the Ollama / OpenAI-compatible clients of ``llm``.
 """
 
 from __future__ import annotations
@@ -29,11 +43,21 @@ from content_arena.attacks.registry import (
 )
 from content_arena.attacks.simple import InvisibleInsert, Spacing
 
+# The rule families below register themselves on import (after the six rule strategies and "llm").
+from content_arena.attacks import korean as _korean  # noqa: E402,F401  isort: skip
+from content_arena.attacks import english as _english  # noqa: E402,F401  isort: skip
+from content_arena.attacks import difficulty as _difficulty  # noqa: E402,F401  isort: skip
+from content_arena.attacks.adaptive import AdaptiveAttacker, AdaptiveResult, AdaptiveStrategy  # noqa: E402  isort: skip
+from content_arena.attacks.transform import RuleStrategy, Transformation  # noqa: E402  isort: skip
+
 RULE_STRATEGIES: tuple[str, ...] = ("jamo_split", "nfd", "homoglyph", "invisible", "spacing", "leet_phonetic")
 mark_rule_strategies(RULE_STRATEGIES)
 
 __all__ = [
     "RULE_STRATEGIES",
+    "AdaptiveAttacker",
+    "AdaptiveResult",
+    "AdaptiveStrategy",
     "Composite",
     "Homoglyph",
     "InvisibleInsert",
@@ -41,9 +65,11 @@ __all__ = [
     "LLMParaphrase",
     "LeetPhonetic",
     "NFDJamo",
+    "RuleStrategy",
     "Spacing",
     "Strategy",
     "StrategyUnavailable",
+    "Transformation",
     "UnknownStrategyError",
     "available_strategies",
     "get_strategy",

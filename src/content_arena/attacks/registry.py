@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 LLM_STRATEGY = "llm"
-_LLM_OPTION_KEYS = ("host", "model", "timeout", "retries", "temperature")
+_LLM_OPTION_KEYS = ("host", "model", "timeout", "retries", "temperature", "backend", "api_key")
 
 StrategyType = TypeVar("StrategyType", bound=type[Strategy])
 
@@ -76,7 +76,7 @@ def _build_one(name: str, llm: Mapping[str, Any] | None) -> Strategy:
 def get_strategy(name: str, *, llm: Mapping[str, Any] | None = None) -> Strategy:
     """Build the strategy called ``name``; ``"a+b"`` builds a :class:`Composite` of ``a`` then ``b``.
 
-    ``"llm"`` is built from ``llm`` ({host, model, timeout, retries, temperature}) and raises
+    ``"llm"`` is built from ``llm`` ({host, model, timeout, retries, temperature[, backend, api_key]}) and raises
     :class:`StrategyUnavailable` without a host.
     """
     parts = [part.strip() for part in str(name).split("+")]
