@@ -224,7 +224,7 @@ def run_pipeline(cfg: ArenaConfig, *, console: Any | None = None) -> PipelineSum
         before = evaluate(champion, adversarial)
         reference = champion_reference_f1(ws, champion_version)
         if reference is None:
-            record_metrics(ws, champion_version, _report_metrics(before))
+            record_metrics(ws, champion_version, report_metrics(before))
     gate = check_quality(before, cfg.quality_gate, reference_f1=reference)
     log.info("quality gate: %s %s", gate.decision.value, "; ".join(gate.reasons))
     summary = PipelineSummary(
@@ -237,7 +237,7 @@ def run_pipeline(cfg: ArenaConfig, *, console: Any | None = None) -> PipelineSum
         bootstrapped=bootstrapped,
     )
     with ws.registry.run("evaluate-champion", tags={"stage": "evaluate", "model_version": champion_version}) as run:
-        run.log_metrics(_report_metrics(before))
+        run.log_metrics(report_metrics(before))
         run.set_tags({"gate": gate.decision.value})
     if gate.passed:
         summary.seconds = time.perf_counter() - started
@@ -277,9 +277,9 @@ def run_pipeline(cfg: ArenaConfig, *, console: Any | None = None) -> PipelineSum
         after = evaluate(challenger, adversarial)
         comparison = compare(before, after, cfg.quality_gate)
         with ws.registry.run("evaluate-challenger", tags={"stage": "compare", "model_version": challenger_version}) as run:
-            run.log_metrics(_report_metrics(after))
+            run.log_metrics(report_metrics(after))
             run.set_tags({"promote": comparison.promote})
-        record_metrics(ws, challenger_version, _report_metrics(after))
+        record_metrics(ws, challenger_version, report_metrics(after))
     with stage("promote" if comparison.promote else "reject challenger"):
         if comparison.promote:
             promote(ws.registry, ws.store, challenger_version=challenger_version, champion_version=champion_version)
@@ -293,7 +293,7 @@ def run_pipeline(cfg: ArenaConfig, *, console: Any | None = None) -> PipelineSum
     return summary
 
 
-def _report_metrics(report: EvaluationReport) -> dict[str, float]:
+def report_metrics(report: EvaluationReport) -> dict[str, float]:
     metrics = {
         "clean_f1": report.clean.f1,
         "clean_precision": report.clean.precision,

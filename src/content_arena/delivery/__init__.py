@@ -1,0 +1,1 @@
+"""Delivery: the Kubeflow pipeline, the KServe model server and the rollout, as arena commands."""
