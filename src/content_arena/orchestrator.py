@@ -99,6 +99,22 @@ class Stage:
             yield
         log.info("%s done in %.1fs", title, time.perf_counter() - started)
 
+    @contextmanager
+    def progress(self, title: str) -> Iterator[Any]:
+        """A progress bar for a stage that reports (done, total); yields the callback."""
+        started = time.perf_counter()
+        if self.console is None:
+            yield None
+        else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=self.console, transient=True) as bar:
+                task = bar.add_task(title, total=None)
+                yield lambda done, total: bar.update(task, completed=done, total=total)
+            self.console.log(f"[green]✓[/] {title} ({time.perf_counter() - started:.1f}s)")
+        log.info("%s done in %.1fs", title, time.perf_counter() - started)
+
 
 # -- stages ---------------------------------------------------------------------------------------
 
@@ -216,9 +232,9 @@ def run_pipeline(cfg: ArenaConfig, *, console: Any | None = None) -> PipelineSum
         champion_version, bootstrapped = ensure_champion(ws, fit_set, val)
         champion = load_defender(ws.registry.uri(champion_version), cfg)
         champion.version = str(champion_version)
-    with stage(f"attack: battle of {cfg.attack.rounds} rounds × {len(strategies)} strategies"):
-        seeds = [e for e in train if e.label == 1]
-        battle = run_battle(ws, champion, strategies, seeds, champion_version)
+    seeds = [e for e in train if e.label == 1]
+    with stage.progress(f"attack: {cfg.attack.rounds} rounds × {len(strategies)} strategies") as on_progress:
+        battle = run_battle(ws, champion, strategies, seeds, champion_version, on_progress=on_progress)
     with stage("evaluate champion on clean and adversarial held-out sets"):
         adversarial = AdversarialSet.build(test, strategies, seed=EVAL_ATTACK_SEED)
         before = evaluate(champion, adversarial)
