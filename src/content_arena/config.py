@@ -122,6 +122,9 @@ class DataConfig(_Section):
 
 class LLMConfig(_Section):
     host: str | None = None
+    # auto: picked from the host (a /v1 path or openai+ prefix means OpenAI-compatible).
+    backend: Literal["auto", "ollama", "ollama-chat", "openai"] = "auto"
+    api_key: str | None = None
     model: str = "llama3.2"
     timeout: float = Field(30.0, gt=0)
     retries: int = Field(2, ge=0, le=20)
