@@ -123,7 +123,17 @@ class AttackRunner:
     def _play(self, battle_id: str, round_numbers: list[int], seeds: Sequence[Example], model_version: str | None) -> None:
         planned = [self.plan(r, len(seeds)) for r in round_numbers]
         originals = [seeds[i].text for _, i, _ in planned]
-        attacked = [strategy.attack(text, seed=s) for (strategy, _, s), text in zip(planned, originals, strict=True)]
+        # One attack_many call per (strategy, attack seed): rule strategies give exactly what attack()
+        # gives, and the adaptive strategy searches all its rounds of the batch in lockstep.
+        attacked = list(originals)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for k, (strategy, _, attack_seed) in enumerate(planned):
+            groups.setdefault((id(strategy), attack_seed), []).append(k)
+        for members in groups.values():
+            strategy, _, attack_seed = planned[members[0]]
+            variants = strategy.attack_many([originals[k] for k in members], seed=attack_seed)
+            for k, variant in zip(members, variants, strict=True):
+                attacked[k] = variant
         results = self.defender.classify(attacked)
         rows = [
             {

@@ -17,6 +17,7 @@ from typing import Any
 
 from content_arena.attack_runner import AttackRunner, BattleSummary
 from content_arena.attacks import Strategy, resolve_strategies
+from content_arena.attacks.adaptive import bind_adaptive, build_adversarial_set
 from content_arena.config import ArenaConfig
 from content_arena.data import Example, load_examples, load_seed_corpus, split_examples
 from content_arena.data_augmentor import augment, with_replay
@@ -232,11 +233,12 @@ def run_pipeline(cfg: ArenaConfig, *, console: Any | None = None) -> PipelineSum
         champion_version, bootstrapped = ensure_champion(ws, fit_set, val)
         champion = load_defender(ws.registry.uri(champion_version), cfg)
         champion.version = str(champion_version)
+        bind_adaptive(strategies, champion)  # "adaptive" in attack.strategies searches this champion
     seeds = [e for e in train if e.label == 1]
     with stage.progress(f"attack: {cfg.attack.rounds} rounds × {len(strategies)} strategies") as on_progress:
         battle = run_battle(ws, champion, strategies, seeds, champion_version, on_progress=on_progress)
     with stage("evaluate champion on clean and adversarial held-out sets"):
-        adversarial = AdversarialSet.build(test, strategies, seed=EVAL_ATTACK_SEED)
+        adversarial = build_adversarial_set(test, strategies, EVAL_ATTACK_SEED, champion)
         before = evaluate(champion, adversarial)
         reference = champion_reference_f1(ws, champion_version)
         if reference is None:
