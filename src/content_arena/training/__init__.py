@@ -75,6 +75,42 @@ def _texts_labels(examples: Sequence[Example], limit: int | None) -> tuple[list[
     return [e.text for e in chosen], labels
 
 
+def _fit(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    texts: list[str],
+    labels: list[int],
+    val_examples: Sequence[Example] | None,
+    cfg: ArenaConfig,
+    tracker: Tracker | None,
+    *,
+    pad_id: int,
+    epochs: int,
+    learning_rate: float,
+    weight_decay: float,
+):
+    """Tokenize train and validation texts once and run the loop with the configured batch and schedule."""
+    val_ids = val_labels = None
+    if val_examples:
+        val_ids = encode(tokenizer, [e.text for e in val_examples], cfg.model.max_length)
+        val_labels = [int(e.label) for e in val_examples]
+    return fit(
+        model,
+        encode(tokenizer, texts, cfg.model.max_length),
+        labels,
+        pad_id=pad_id,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=cfg.training.batch_size,
+        weight_decay=weight_decay,
+        warmup_ratio=cfg.training.warmup_ratio,
+        seed=cfg.training.seed,
+        val_ids=val_ids,
+        val_labels=val_labels,
+        on_epoch=_epoch_logger(tracker, ""),
+    )
+
+
 def _save(model: torch.nn.Module, tokenizer_source: Path | Any, out_dir: Path, cfg: ArenaConfig, info: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
@@ -123,24 +159,9 @@ def train_champion(
     }
     if tracker:
         tracker.log_params(params)
-    val_ids = val_labels = None
-    if val_examples:
-        val_ids = encode(tokenizer, [e.text for e in val_examples], cfg.model.max_length)
-        val_labels = [int(e.label) for e in val_examples]
-    fitted = fit(
-        model,
-        encode(tokenizer, texts, cfg.model.max_length),
-        labels,
-        pad_id=pad_id,
-        epochs=cfg.training.epochs,
-        learning_rate=cfg.training.learning_rate,
-        batch_size=cfg.training.batch_size,
-        weight_decay=cfg.training.weight_decay,
-        warmup_ratio=cfg.training.warmup_ratio,
-        seed=cfg.training.seed,
-        val_ids=val_ids,
-        val_labels=val_labels,
-        on_epoch=_epoch_logger(tracker, ""),
+    fitted = _fit(
+        model, tokenizer, texts, labels, val_examples, cfg, tracker, pad_id=pad_id,
+        epochs=cfg.training.epochs, learning_rate=cfg.training.learning_rate, weight_decay=cfg.training.weight_decay,
     )
     out = Path(out_dir)
     _save(model, tokenizer, out, cfg, {"mode": "full", "source": source, "pad_id": pad_id, **fitted.best_val})
@@ -186,24 +207,9 @@ def train_challenger(
                 "trainable_params": trainable,
             }
         )
-    val_ids = val_labels = None
-    if val_examples:
-        val_ids = encode(tokenizer, [e.text for e in val_examples], cfg.model.max_length)
-        val_labels = [int(e.label) for e in val_examples]
-    fitted = fit(
-        model,
-        encode(tokenizer, texts, cfg.model.max_length),
-        labels,
-        pad_id=pad_id,
-        epochs=cfg.training.challenger_epochs,
-        learning_rate=cfg.training.challenger_learning_rate,
-        batch_size=cfg.training.batch_size,
-        weight_decay=0.0,
-        warmup_ratio=cfg.training.warmup_ratio,
-        seed=cfg.training.seed,
-        val_ids=val_ids,
-        val_labels=val_labels,
-        on_epoch=_epoch_logger(tracker, ""),
+    fitted = _fit(
+        model, tokenizer, texts, labels, val_examples, cfg, tracker, pad_id=pad_id,
+        epochs=cfg.training.challenger_epochs, learning_rate=cfg.training.challenger_learning_rate, weight_decay=0.0,
     )
     with tempfile.TemporaryDirectory(prefix="arena-adapter-") as tmp:
         model.save_pretrained(tmp)
