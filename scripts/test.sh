@@ -14,7 +14,11 @@ fi
 pip install -q --upgrade pip
 # The CPU wheel first: an unpinned torch pulls gigabytes of CUDA packages.
 pip install -q "torch==2.13.0"
-pip install -q -e '.[test,service,k8s,gpu]'
+pip install -q -e '.[test,service,k8s,gpu,bench]'
+
+# The report test opens the HTML in headless Chromium (Debian package); it skips, saying so, without it.
+command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+  || echo "chromium missing: the report browser test will skip" >&2
 
 bash scripts/services.sh
 

@@ -117,10 +117,12 @@ def _fmt(value: Any) -> str:
 def pipeline_run(config: ConfigOpt = None, json_out: JsonOpt = False, verbose: VerboseOpt = False) -> None:
     """attack → evaluate → gate → collect → augment → train → compare → promote."""
     from content_arena.orchestrator import run_pipeline
+    from content_arena.report import build_report
 
     cfg = _setup(config, verbose)
     summary = run_pipeline(cfg, console=stderr)
     _print_summary(summary.to_dict())
+    stderr.print(f"report: {build_report(cfg)}", highlight=False)
     if json_out:
         _emit_json(summary.to_dict())
 
