@@ -288,8 +288,10 @@ def run_pipeline(cfg: ArenaConfig, *, console: Any | None = None) -> PipelineSum
                 champion.model_dir, challenger_train, ws.work_dir / f"challenger-b{battle.battle_id[:8]}", cfg,
                 val_examples=robustness_validation_set(val, strategies), tracker=run,
             )
-            challenger_version = register_model(ws, result, run, status="challenger", alias=CHALLENGER)
+            challenger_version = register_model(ws, result, run, status="challenger", alias=None)
             ws.registry.set_alias(CHALLENGER, challenger_version)
+            # The store mirrors the alias only once the registry has it.
+            ws.store.set_model_status(ws.registry.model_name, challenger_version, "challenger", alias=CHALLENGER)
     with stage("evaluate challenger on the same sets"):
         challenger = TransformerDefender(result.model_dir, batch_size=cfg.inference.batch_size).load()
         after = evaluate(challenger, adversarial)

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from content_arena.config import ArenaConfig, load_config
 from content_arena.defender import Defender, DefenderNotReady
-from content_arena.queue import QueueBackend, open_queue
+from content_arena.queue import QueueBackend, QueueUnavailable, open_queue
 from content_arena.service import jobs
 from content_arena.service.batching import MicroBatcher
 from content_arena.service.champion import ChampionHolder
@@ -146,19 +146,24 @@ def create_app(
             "Send `Authorization: Bearer <token>`; /health, /ready and /api/v1/metrics need no token."
         ),
         lifespan=lifespan,
-        max_body_size=_max_body_bytes(cfg),
     )
     app.state.arena = state
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(QueueUnavailable, _queue_unavailable)
+    if queue.kind == "redis":
+        import redis
+
+        app.add_exception_handler(redis.RedisError, _queue_unavailable)
     if cfg.api.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(cfg.api.cors_origins), allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"], allow_credentials=False,
         )
     docs_paths = frozenset(p for p in (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url) if p)
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics, plain_routes=docs_paths)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, plain_routes=docs_paths,
+                       max_body_bytes=_max_body_bytes(cfg))
     return app
 
 
@@ -182,6 +187,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for error in exc.errors()
     ]
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+async def _queue_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 naming the queue when Redis (rate limits, locks, job queues) does not answer."""
+    log.warning("queue unavailable: %s", jobs.first_line(exc))
+    return JSONResponse({"detail": f"the job queue is unavailable, retry later: {jobs.first_line(exc)}"},
+                        status_code=503, headers={"Retry-After": "5"})
 
 
 async def _http_error(request: Request, exc: Exception) -> Any:

@@ -231,8 +231,17 @@ def run_battle_job(
             if ctx.backend.kind != "memory":
                 ctx.backend.battle_queue.push({"battle_id": battle_id})
             return "interrupted"
-        except Exception:
+        except Exception as exc:
             log.exception("battle %s failed", battle_id)
+            # The runner records failures inside its loop; one raised before it (or while recording it,
+            # e.g. the database went away) would otherwise leave the battle pending with no error.
+            try:
+                current = store.get_battle(battle_id)
+                if current is not None and current.status in ("pending", "running"):
+                    store.update_battle(battle_id, status="failed", error=f"{type(exc).__name__}: {first_line(exc)}",
+                                        finished=True)
+            except Exception as again:
+                log.warning("battle %s: could not record the failure: %s", battle_id, first_line(again))
             _cache_battle_status(ctx, battle_id, "failed")
             return "failed"
         _cache_battle_status(ctx, battle_id, summary.status)

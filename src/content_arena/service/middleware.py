@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,9 +34,38 @@ def request_id_from(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises 413 (an HTTPException: the app answers it as JSON) past ``limit`` bytes,
+    for bodies sent without a Content-Length."""
+    received = 0
+
+    async def limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413, f"request body too large: at most {limit} bytes")
+        return message
+
+    return limited
+
+
 class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, metrics: ArenaMetrics, plain_routes: frozenset[str] = frozenset()) -> None:
+    def __init__(self, app: ASGIApp, metrics: ArenaMetrics, plain_routes: frozenset[str] = frozenset(),
+                 max_body_bytes: int | None = None) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
         self.metrics = metrics
         # Routes without a route object in the scope (the docs pages): labelled by their path.
         self.plain_routes = plain_routes
@@ -61,6 +91,14 @@ class ObservabilityMiddleware:
 
         started = time.perf_counter()
         try:
+            limit = self.max_body_bytes
+            if limit is not None:
+                length = _content_length(scope)
+                if length is not None and length > limit:
+                    body = {"detail": f"request body too large: at most {limit} bytes"}
+                    await JSONResponse(body, status_code=413)(scope, receive, send_with_id)
+                    return
+                receive = _limited(receive, limit)
             await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id, "path": scope.get("path")})

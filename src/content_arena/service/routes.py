@@ -59,6 +59,9 @@ FINISHED_BATTLE = ("completed", "failed", "stopped")
 PROMOTE_LOCK_TTL_S = 600.0
 
 
+MAX_OFFSET = 2**31 - 1  # beyond a 64-bit integer the database driver overflows (500)
+
+
 def app_state(request: Request) -> AppState:
     return request.app.state.arena
 
@@ -225,7 +228,7 @@ def list_battles(
     request: Request,
     status: str | None = Query(None, pattern="^(pending|running|completed|failed|stopped)$"),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     _: Principal = READ,
 ) -> dict[str, Any]:
     """Battles, newest first."""
@@ -250,7 +253,7 @@ def get_rounds(
     battle_id: str,
     request: Request,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     _: Principal = READ,
 ) -> dict[str, Any]:
     """A page of the battle's rounds in round order."""
@@ -427,7 +430,7 @@ def trigger_pipeline(request: Request, principal: Principal = ADMIN) -> Any:
 
 @router.get("/pipeline/runs", response_model=PipelineRunList, tags=["pipeline"], responses=AUTH_RESPONSES)
 def list_runs(
-    request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0), _: Principal = READ
+    request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0, le=MAX_OFFSET), _: Principal = READ
 ) -> dict[str, Any]:
     """Pipeline runs, newest first."""
     return {"runs": [r.to_dict() for r in app_state(request).ctx.runs.list(limit=limit, offset=offset)]}
