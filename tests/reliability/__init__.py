@@ -1,0 +1,1 @@
+"""Reliability and security tests: faults, load and hostile input."""
