@@ -2,7 +2,7 @@
 
 Logs and progress go to stderr; with ``--json`` the last line of stdout is one JSON object.
 Known failures (bad config, unknown strategy, missing model, unreadable data) exit with code 2 and
-one line on stderr starting with ``error:``.
+one line on stderr starting with ``error:`` (``ARENA_DEBUG=1`` shows the traceback instead).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,6 +55,8 @@ def cli_command(func):
         except typer.Exit:
             raise
         except _expected_errors() as exc:
+            if os.environ.get("ARENA_DEBUG"):
+                raise  # the full traceback, for reporting a bug behind a one-line error
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             stderr.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
@@ -81,7 +84,6 @@ def _setup(config: Path | None, verbose: bool, **overrides: Any):
 
 def quiet_third_party_output() -> None:
     """Keep our progress readable: no per-file progress bars or deprecation chatter from dependencies."""
-    import os
     import warnings
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
