@@ -208,6 +208,29 @@ def train(
 
 @app.command()
 @cli_command
+def pretrain(
+    data: Annotated[Path, typer.Option(help="Unlabelled texts, one per line (UTF-8).")],
+    out: Annotated[Path, typer.Option(help="Directory for the base model; use it as model.base_model.")],
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the texts.")] = 3,
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Masked-language-model pretraining of the small encoder on unlabelled comments."""
+    from content_arena.training.pretrain import pretrain_mlm
+
+    cfg = _setup(config, verbose)
+    if not data.is_file():
+        raise FileNotFoundError(f"data file not found: {data}")
+    try:
+        texts = data.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{data}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    result = pretrain_mlm(texts, out, cfg.model, epochs=epochs)
+    stderr.print(f"base model saved to {result.model_dir} (MLM loss {result.losses[0]:.3f} → {result.losses[-1]:.3f})")
+
+
+@app.command()
+@cli_command
 def evaluate(
     model: Annotated[str, typer.Option(help="Defender directory or models:/content-filter@champion.")],
     data: Annotated[Path, typer.Option(help="Labelled data file.")],
