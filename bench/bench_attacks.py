@@ -15,8 +15,8 @@ against the bootstrap champion and against the champion after one loop iteration
    (a), re-scored by (b)) and by a fresh adaptive search against (b) - while clean F1 does not drop
    by more than 0.01; rule speed; >= 100 attacked texts/s.
 
-``--adaptive-in-loop`` runs the loop as it would run with the proposed integration patch (battle rounds
-grouped per strategy, the ``adaptive`` strategy bound to the champion), patched in this process only.
+``--adaptive-in-loop`` adds the ``adaptive`` strategy to the loop's strategies; the orchestrator binds it
+to the champion under attack, so battle, evaluation and augmentation all attack adaptively.
 With ``../shared/data/beep/train.tsv`` present, ``--beep N`` also attacks N BEEP toxic comments.
 Figures go to stdout and bench/results/bench_attacks.json. Expect a few minutes on 2 CPU cores
 (``--quick``: smaller training and battle, about half).
@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default min(2, cores))")
     parser.add_argument("--skip-loop", action="store_true", help="only rule speed and the bootstrap champion")
     parser.add_argument("--adaptive-in-loop", action="store_true",
-                        help="simulate the proposed integration: the loop also battles with the adaptive attacker")
+                        help="the loop also battles with the adaptive attacker")
     parser.add_argument("--beep", type=int, default=300, help="BEEP toxic comments to attack when present (0: none)")
     parser.add_argument("--json", type=Path, default=None, help="write the JSON here instead of bench/results/")
     return parser.parse_args(argv)
@@ -170,60 +170,12 @@ def adaptive_rows(figures: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- the loop
 
 
-def _grouped_play(self: Any, battle_id: str, round_numbers: list[int], seeds: Any, model_version: Any) -> None:
-    """AttackRunner._play with one ``attack_many`` call per (strategy, attack seed) - the proposed patch.
-
-    Rule strategies give exactly what ``attack`` gives; the adaptive strategy searches its rounds of
-    the batch in lockstep instead of one text at a time.
-    """
-    planned = [self.plan(r, len(seeds)) for r in round_numbers]
-    originals = [seeds[i].text for _, i, _ in planned]
-    attacked = list(originals)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for k, (strategy, _, attack_seed) in enumerate(planned):
-        groups.setdefault((id(strategy), attack_seed), []).append(k)
-    for members in groups.values():
-        strategy, _, attack_seed = planned[members[0]]
-        variants = strategy.attack_many([originals[k] for k in members], seed=attack_seed)
-        for k, variant in zip(members, variants, strict=True):
-            attacked[k] = variant
-    results = self.defender.classify(attacked)
-    rows = [
-        {"round_number": r, "strategy": strategy.name, "original_text": original, "attacked_text": variant,
-         "true_label": int(seeds[i].label), "toxic_score": res["toxic_score"], "predicted_toxic": res["is_toxic"],
-         "evaded": bool(seeds[i].label == 1 and not res["is_toxic"])}
-        for r, (strategy, i, _), original, variant, res in zip(
-            round_numbers, planned, originals, attacked, results, strict=True
-        )
-    ]
-    self.store.add_rounds(battle_id, rows)
-
-
-def simulate_adaptive_patch() -> None:
-    """Apply the proposed loop integration in this process only: battles group rounds per strategy and
-    the ``adaptive`` strategy is bound to the champion before the battle (so battle, evaluation and
-    augmentation all attack the champion adaptively)."""
-    from content_arena import attack_runner, orchestrator
-    from content_arena.attacks.adaptive import bind_adaptive
-
-    attack_runner.AttackRunner._play = _grouped_play
-    original = orchestrator.run_battle
-
-    def run_battle(ws: Any, defender: Any, strategies: Any, seeds: Any, model_version: int, on_progress: Any = None):
-        bind_adaptive(strategies, defender)
-        return original(ws, defender, strategies, seeds, model_version, on_progress)
-
-    orchestrator.run_battle = run_battle
-
-
 def run_loop(home: Path, quick: bool, threads: int, adaptive: bool = False) -> tuple[Any, Any]:
     from content_arena.attacks import RULE_STRATEGIES
     from content_arena.config import load_config
     from content_arena.orchestrator import run_pipeline
 
     names = [*RULE_STRATEGIES, *NEW_FAMILIES, *(("adaptive",) if adaptive else ())]
-    if adaptive:
-        simulate_adaptive_patch()
     overrides: dict[str, Any] = {
         "attack": {"strategies": names, "rounds": 1200 if quick else 2400},
         "training": {"torch_threads": threads, "max_train_examples": 1500 if quick else 2500},
