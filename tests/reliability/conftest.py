@@ -12,18 +12,17 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
-from content_arena.defender import Defender
+# One fake defender and one poll helper for both suites: the service suite's (tests/ is on sys.path).
+from service.helpers import FakeDefender, wait_for  # noqa: F401  (re-exported for the tests)
 
 torch.set_num_threads(1)
 
@@ -44,36 +43,6 @@ SMALL = {
     "attack": {"rounds": 60, "batch_size": 32},
     "augment": {"variants_per_failure": 1},
 }
-
-
-class FakeDefender(Defender):
-    """Flags texts containing "놈"; ``delay_s`` per call slows battles down."""
-
-    def __init__(self, version: str = "7", delay_s: float = 0.0) -> None:
-        super().__init__()
-        self.version = version
-        self.delay_s = delay_s
-        self.ready = True
-
-    def load(self) -> FakeDefender:
-        self.ready = True
-        return self
-
-    def predict(self, texts: Any) -> np.ndarray:
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        return np.array([0.9 if "놈" in t else 0.1 for t in texts], dtype=np.float32)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 def make_config(home: Path, **overrides: Any) -> Any:
