@@ -115,7 +115,10 @@ class AttackRunner:
         except BattleStopped:
             raise
         except Exception as exc:
-            self.store.update_battle(battle_id, status="failed", error=f"{type(exc).__name__}: {exc}", finished=True)
+            try:
+                self.store.update_battle(battle_id, status="failed", error=f"{type(exc).__name__}: {exc}", finished=True)
+            except Exception as again:  # e.g. the database is what failed: raise the first error, not this one
+                log.warning("battle %s: could not record the failure: %s", battle_id, again)
             raise
         self.store.update_battle(battle_id, status="completed", finished=True)
         return self.summarize(battle_id)

@@ -11,17 +11,27 @@ Concurrency notes:
   applied one after another and the stored counters always equal a fresh count of the rounds.
 * SQLite files run in WAL mode, so readers are not blocked by a writer; an in-memory SQLite database is
   a single shared connection, and the store serialises access to it with a lock.
+* PostgreSQL going away (a restart, a failover, a killed backend): pooled connections are pinged before
+  use, and the methods a battle runs on (:meth:`Store.get_battle`, :meth:`Store.update_battle`,
+  :meth:`Store.add_rounds`, :meth:`Store.done_round_numbers`, :meth:`Store.list_rounds`,
+  :meth:`Store.count_rounds`) rerun their whole transaction on a connection error for up to
+  ``reconnect_timeout_s`` seconds, then raise :class:`StoreUnavailable`. Each is safe to repeat: a
+  transaction cut off before its COMMIT left nothing, and one whose COMMIT got through changes nothing
+  the second time (rounds are inserted with ON CONFLICT DO NOTHING and the counters recounted).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import math
 import operator
 import re
 import threading
+import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +39,14 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Select, Table, create_engine, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import StaticPool
 
 from content_arena.store.models import Base, utc_now
@@ -75,6 +92,12 @@ _SAMPLE_FIELDS = ("text", "label", "source", "text_hash")
 _SAMPLE_OPTIONAL_FIELDS = ("battle_id", "strategy")
 
 RecordT = TypeVar("RecordT")
+MethodT = TypeVar("MethodT", bound=Callable[..., Any])
+
+log = logging.getLogger(__name__)
+
+# How long a battle's store calls keep retrying while PostgreSQL is unreachable (a restart takes seconds).
+RECONNECT_TIMEOUT_S = 15.0
 
 
 class NotFound(KeyError):
@@ -244,6 +267,32 @@ def _dialect_insert(dialect_name: str, table: Table) -> Any:
     return postgresql.insert(table) if dialect_name == "postgresql" else sqlite.insert(table)
 
 
+def _retry_if_disconnected(method: MethodT) -> MethodT:
+    """Rerun a one-transaction Store method while PostgreSQL is unreachable, up to the store's
+    ``reconnect_timeout_s``; then raise StoreUnavailable. Only for methods that are safe to repeat."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        if self.backend != "postgresql":
+            return method(self, *args, **kwargs)
+        deadline = time.monotonic() + self.reconnect_timeout_s
+        delay = 0.1
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except (OperationalError, InterfaceError, DisconnectionError) as exc:
+                reason = _first_line(getattr(exc, "orig", None) or exc)
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnavailable(
+                        f"lost {self.location} and could not reconnect within {self.reconnect_timeout_s:g}s: {reason}"
+                    ) from exc
+                log.warning("%s: %s; retrying %s in %.1fs", self.location, reason, method.__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    return wrapper  # type: ignore[return-value]
+
+
 # ------------------------------------------------------------------------------------------- store
 
 
@@ -251,11 +300,19 @@ class Store:
     """Battles, rounds, model metadata and training data in SQLite or PostgreSQL.
 
     ``schema`` (PostgreSQL only, ignored for SQLite) puts every table in that schema via the
-    connection's ``search_path``; the schema is created if missing.
+    connection's ``search_path``; the schema is created if missing. ``reconnect_timeout_s``: how long
+    the battle methods retry while PostgreSQL is unreachable (see the module notes).
     """
 
-    def __init__(self, url: str | URL = DEFAULT_STORE_URL, *, schema: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str | URL = DEFAULT_STORE_URL,
+        *,
+        schema: str | None = None,
+        reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
+    ) -> None:
         self.url = normalize_url(url)
+        self.reconnect_timeout_s = reconnect_timeout_s
         self.backend = self.url.get_backend_name()
         self.schema = schema if self.backend == "postgresql" else None
         if self.schema is not None and not _SCHEMA_NAME.fullmatch(self.schema):
@@ -406,6 +463,7 @@ class Store:
             raise ValueError(f"battle {battle_id!r} already exists") from None
         return battle_id
 
+    @_retry_if_disconnected
     def get_battle(self, battle_id: str) -> BattleRecord | None:
         with self._transaction() as connection:
             row = connection.execute(select(_BATTLES).where(_BATTLES.c.id == battle_id)).first()
@@ -425,6 +483,7 @@ class Store:
             rows = connection.execute(query.limit(limit).offset(offset)).all()
         return [_to_record(BattleRecord, row) for row in rows]
 
+    @_retry_if_disconnected
     def update_battle(
         self,
         battle_id: str,
@@ -455,6 +514,7 @@ class Store:
 
     # ------------------------------------------------------------------------------ rounds
 
+    @_retry_if_disconnected
     def add_rounds(self, battle_id: str, rounds: Sequence[RoundRecord | Mapping[str, Any]]) -> int:
         """Insert rounds in one transaction, skipping round numbers already stored; return how many were new.
 
@@ -505,6 +565,7 @@ class Store:
             query = query.where(_ROUNDS.c.evaded.is_(bool(evaded)))
         return query
 
+    @_retry_if_disconnected
     def list_rounds(
         self, battle_id: str, *, limit: int | None = 100, offset: int = 0, evaded: bool | None = None
     ) -> list[RoundRecord]:
@@ -515,12 +576,14 @@ class Store:
             rows = connection.execute(query.limit(limit).offset(offset)).all()
         return [_to_record(RoundRecord, row) for row in rows]
 
+    @_retry_if_disconnected
     def done_round_numbers(self, battle_id: str) -> set[int]:
         """Round numbers already stored for a battle: what a resumed run can skip."""
         query = select(_ROUNDS.c.round_number).where(_ROUNDS.c.battle_id == battle_id)
         with self._transaction() as connection:
             return set(connection.execute(query).scalars())
 
+    @_retry_if_disconnected
     def count_rounds(self, battle_id: str, evaded: bool | None = None) -> int:
         query = select(func.count()).select_from(self._rounds_query(battle_id, evaded).subquery())
         with self._transaction() as connection:
