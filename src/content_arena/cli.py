@@ -1,8 +1,9 @@
 """The ``arena`` command line. Each command is a thin call into the library.
 
 Logs and progress go to stderr; with ``--json`` the last line of stdout is one JSON object.
-Known failures (bad config, unknown strategy, missing model, unreadable data) exit with code 2 and
-one line on stderr starting with ``error:`` (``ARENA_DEBUG=1`` shows the traceback instead).
+Known failures (bad config, unknown strategy, missing model, unreadable data, the store or MLflow
+unreachable) exit with code 2 and one line on stderr starting with ``error:`` (``ARENA_DEBUG=1`` shows
+the traceback instead).
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from content_arena.config import ConfigError
     from content_arena.data import DataError
     from content_arena.defender import ModelIntegrityError, ModelNotFound
+    from content_arena.registry import RegistryError
     from content_arena.store import StoreUnavailable
 
     return (
         ConfigError, DataError, FileNotFoundError, ModelNotFound, ModelIntegrityError, UnknownStrategyError,
-        StrategyUnavailable, StoreUnavailable, ValueError, KeyError,
+        StrategyUnavailable, StoreUnavailable, RegistryError, ValueError, KeyError,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from content_arena.config import QualityGateConfig
 from content_arena.evaluation import EvaluationReport
 from content_arena.quality_gate import EPSILON
-from content_arena.registry import CHALLENGER, CHAMPION, ModelRegistry
+from content_arena.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
 from content_arena.store import Store
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,17 @@ def compare(champion: EvaluationReport, challenger: EvaluationReport, cfg: Quali
 
 
 def promote(registry: ModelRegistry, store: Store, *, challenger_version: int, champion_version: int | None) -> None:
-    """Move the ``champion`` alias to the challenger and record the change in model_metadata."""
+    """Move the ``champion`` alias to the challenger and record the change in model_metadata.
+
+    Moving the registry's alias is the promotion: if MLflow fails there, nothing has changed anywhere.
+    Once it moved, model_metadata follows even if removing the ``challenger`` alias then fails (a
+    leftover alias on the new champion, logged; the next challenger takes it over).
+    """
     registry.set_alias(CHAMPION, challenger_version)
-    registry.delete_alias(CHALLENGER)
+    try:
+        registry.delete_alias(CHALLENGER)
+    except RegistryError as exc:
+        log.warning("promoted v%s but the challenger alias is left on it: %s", challenger_version, exc)
     store.set_model_status(registry.model_name, challenger_version, "champion", alias=CHAMPION)
     if champion_version is not None and champion_version != challenger_version:
         store.set_model_status(registry.model_name, champion_version, "archived", clear_alias=True)

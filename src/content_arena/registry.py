@@ -2,6 +2,11 @@
 
 Everything goes through one ``MlflowClient`` bound to the configured URIs, never MLflow's global
 active-run state, so the API, the CLI and pipeline components can share a process.
+
+MLflow failing (a tracking server that is down, refuses or times out) surfaces as one
+:class:`RegistryError` that names the server and the operation, never as "no such model": a lookup
+answers None / [] only when MLflow itself says the model or alias does not exist. The MLflow client
+retries HTTP requests first (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from content_arena.config import ArenaConfig, load_config
 from content_arena.defender.artifacts import ModelNotFound, verify_model_dir
@@ -26,8 +32,48 @@ CHALLENGER = "challenger"
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
 
 
+# What MLflow answers for a registered model (RESOURCE_DOES_NOT_EXIST) or an alias (INVALID_PARAMETER_VALUE)
+# that does not exist. Anything else (a connection refused, a timeout, a 5xx) is a failure, not "absent".
+_ABSENT = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
 class RegistryError(RuntimeError):
     """The registry could not be reached or refused an operation."""
+
+
+def _is_absent(exc: BaseException) -> bool:
+    return getattr(exc, "error_code", None) in _ABSENT
+
+
+def _redact(uri: str) -> str:
+    """The URI without a user:password part."""
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
+
+
+def _reason(exc: BaseException) -> str:
+    message = str(getattr(exc, "message", None) or exc).strip()
+    lowered = message.lower()
+    if "connection refused" in lowered or "failed to establish a new connection" in lowered:
+        return "connection refused"
+    if "failed with timeout exception" in lowered or "read timed out" in lowered:
+        return "timed out"
+    first = message.splitlines()[0] if message else type(exc).__name__
+    return first if len(first) <= 300 else first[:297] + "..."
+
+
+@contextmanager
+def _mlflow_call(where: str, doing: str) -> Iterator[None]:
+    """Turn an MLflow failure into one RegistryError: ``MLflow at <where> failed while <doing>: <reason>``."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise RegistryError(f"MLflow at {_redact(where)} failed while {doing}: {_reason(exc)}") from exc
 
 
 @dataclass
@@ -38,11 +84,13 @@ class RunTracker:
     run_id: str
     artifact_uri: str
     metrics: dict[str, float] = field(default_factory=dict)
+    where: str = "the tracking URI"
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        with _mlflow_call(self.where, f"logging params to run {self.run_id}"):
+            self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import time
@@ -52,13 +100,15 @@ class RunTracker:
         now = int(time.time() * 1000)
         clean = {k: float(v) for k, v in metrics.items() if v is not None}
         self.metrics.update(clean)
-        self.client.log_batch(
-            self.run_id, metrics=[Metric(_metric_key(k), v, now, step or 0) for k, v in clean.items()]
-        )
+        with _mlflow_call(self.where, f"logging metrics to run {self.run_id}"):
+            self.client.log_batch(
+                self.run_id, metrics=[Metric(_metric_key(k), v, now, step or 0) for k, v in clean.items()]
+            )
 
     def set_tags(self, tags: dict[str, Any]) -> None:
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, str(value))
+        with _mlflow_call(self.where, f"tagging run {self.run_id}"):
+            for key, value in tags.items():
+                self.client.set_tag(self.run_id, key, str(value))
 
 
 def _metric_key(key: str) -> str:
@@ -122,7 +172,8 @@ class ModelRegistry:
     # -- tracking -------------------------------------------------------------------------------
     def experiment_id(self) -> str:
         if self._experiment_id is None:
-            found = self.client.get_experiment_by_name(self.experiment)
+            with _mlflow_call(self.tracking_uri, f"looking up experiment {self.experiment!r}"):
+                found = self.client.get_experiment_by_name(self.experiment)
             if found is not None:
                 self._experiment_id = found.experiment_id
             else:
@@ -133,22 +184,31 @@ class ModelRegistry:
                     location = path.as_uri()
                 elif self.artifact_location:
                     location = self.artifact_location
-                self._experiment_id = self.client.create_experiment(self.experiment, artifact_location=location)
+                with _mlflow_call(self.tracking_uri, f"creating experiment {self.experiment!r}"):
+                    self._experiment_id = self.client.create_experiment(self.experiment, artifact_location=location)
         return self._experiment_id
 
     @contextmanager
     def run(self, run_name: str, tags: dict[str, Any] | None = None) -> Iterator[RunTracker]:
-        """An MLflow run that ends FINISHED, or FAILED if the body raises."""
-        run = self.client.create_run(
-            self.experiment_id(), run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()}
-        )
-        tracker = RunTracker(self.client, run.info.run_id, run.info.artifact_uri)
+        """An MLflow run that ends FINISHED, or FAILED if the body raises (the body's error is what is
+        raised, also when MLflow cannot be told the run failed)."""
+        experiment_id = self.experiment_id()
+        with _mlflow_call(self.tracking_uri, f"starting run {run_name!r}"):
+            run = self.client.create_run(
+                experiment_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()}
+            )
+        tracker = RunTracker(self.client, run.info.run_id, run.info.artifact_uri, where=self.tracking_uri)
         try:
             yield tracker
         except BaseException:
-            self.client.set_terminated(run.info.run_id, status="FAILED")
+            try:
+                with _mlflow_call(self.tracking_uri, f"marking run {run_name!r} failed"):
+                    self.client.set_terminated(run.info.run_id, status="FAILED")
+            except RegistryError as again:
+                log.warning("%s", again)
             raise
-        self.client.set_terminated(run.info.run_id, status="FINISHED")
+        with _mlflow_call(self.tracking_uri, f"ending run {run_name!r}"):
+            self.client.set_terminated(run.info.run_id, status="FINISHED")
 
     # -- registry -------------------------------------------------------------------------------
     def register(self, model_dir: str | Path, run: RunTracker, tags: dict[str, Any] | None = None) -> int:
@@ -156,46 +216,62 @@ class ModelRegistry:
         from mlflow.exceptions import MlflowException
 
         verify_model_dir(Path(model_dir))
-        self.client.log_artifacts(run.run_id, str(model_dir), artifact_path="model")
-        try:
-            self.client.get_registered_model(self.model_name)
-        except MlflowException:
-            self.client.create_registered_model(self.model_name, description="Content Arena toxic-content defender")
-        mv = self.client.create_model_version(
-            self.model_name,
-            source=f"{run.artifact_uri}/model",
-            run_id=run.run_id,
-            tags={k: str(v) for k, v in (tags or {}).items()},
-        )
+        # Artifacts first: a version is only created once its files are in place.
+        with _mlflow_call(self.tracking_uri, f"uploading the model of run {run.run_id}"):
+            self.client.log_artifacts(run.run_id, str(model_dir), artifact_path="model")
+        with _mlflow_call(self.registry_uri, f"registering a version of {self.model_name!r}"):
+            try:
+                self.client.get_registered_model(self.model_name)
+            except MlflowException as exc:
+                if not _is_absent(exc):
+                    raise
+                self.client.create_registered_model(self.model_name, description="Content Arena toxic-content defender")
+            mv = self.client.create_model_version(
+                self.model_name,
+                source=f"{run.artifact_uri}/model",
+                run_id=run.run_id,
+                tags={k: str(v) for k, v in (tags or {}).items()},
+            )
         log.info("registered %s version %s", self.model_name, mv.version)
         return int(mv.version)
 
     def set_alias(self, alias: str, version: int) -> None:
-        self.client.set_registered_model_alias(self.model_name, alias, str(version))
+        with _mlflow_call(self.registry_uri, f"pointing alias {alias!r} at version {version}"):
+            self.client.set_registered_model_alias(self.model_name, alias, str(version))
 
     def delete_alias(self, alias: str) -> None:
+        """Remove an alias; one that does not exist is fine."""
         from mlflow.exceptions import MlflowException
 
-        try:
-            self.client.delete_registered_model_alias(self.model_name, alias)
-        except MlflowException:
-            pass
+        with _mlflow_call(self.registry_uri, f"removing alias {alias!r}"):
+            try:
+                self.client.delete_registered_model_alias(self.model_name, alias)
+            except MlflowException as exc:
+                if not _is_absent(exc):
+                    raise
 
     def version_for(self, alias: str) -> int | None:
+        """The version ``alias`` names; None when MLflow says it names none (RegistryError when MLflow fails)."""
         from mlflow.exceptions import MlflowException
 
-        try:
-            return int(self.client.get_model_version_by_alias(self.model_name, alias).version)
-        except MlflowException:
-            return None
+        with _mlflow_call(self.registry_uri, f"looking up alias {alias!r}"):
+            try:
+                return int(self.client.get_model_version_by_alias(self.model_name, alias).version)
+            except MlflowException as exc:
+                if _is_absent(exc):
+                    return None
+                raise
 
     def versions(self) -> list[ModelVersionInfo]:
         from mlflow.exceptions import MlflowException
 
-        try:
-            found = self.client.search_model_versions(f"name='{self.model_name}'")
-        except MlflowException:
-            return []
+        with _mlflow_call(self.registry_uri, f"listing the versions of {self.model_name!r}"):
+            try:
+                found = self.client.search_model_versions(f"name='{self.model_name}'")
+            except MlflowException as exc:
+                if _is_absent(exc):
+                    return []
+                raise
         infos = [
             ModelVersionInfo(
                 name=mv.name,
@@ -208,10 +284,13 @@ class ModelRegistry:
             for mv in found
         ]
         # search_model_versions may omit aliases; fill them from the registered model.
-        try:
-            alias_map = self.client.get_registered_model(self.model_name).aliases or {}
-        except MlflowException:
-            alias_map = {}
+        with _mlflow_call(self.registry_uri, f"reading the aliases of {self.model_name!r}"):
+            try:
+                alias_map = self.client.get_registered_model(self.model_name).aliases or {}
+            except MlflowException as exc:
+                if not _is_absent(exc):
+                    raise
+                alias_map = {}
         by_version: dict[int, list[str]] = {}
         for alias, version in alias_map.items():
             by_version.setdefault(int(version), []).append(alias)
@@ -223,7 +302,8 @@ class ModelRegistry:
         return sorted(infos, key=lambda i: i.version, reverse=True)
 
     def set_version_tag(self, version: int, key: str, value: Any) -> None:
-        self.client.set_model_version_tag(self.model_name, str(version), key, str(value))
+        with _mlflow_call(self.registry_uri, f"tagging version {version}"):
+            self.client.set_model_version_tag(self.model_name, str(version), key, str(value))
 
     def uri(self, alias_or_version: str | int) -> str:
         if isinstance(alias_or_version, int) or str(alias_or_version).isdigit():
@@ -257,10 +337,13 @@ class ModelRegistry:
         if target.is_dir():
             verify_model_dir(target)
             return target
-        try:
-            mv = self.client.get_model_version(self.model_name, str(version))
-        except MlflowException as exc:
-            raise ModelNotFound(f"{self.model_name} version {version} is not registered") from exc
+        with _mlflow_call(self.registry_uri, f"looking up version {version}"):
+            try:
+                mv = self.client.get_model_version(self.model_name, str(version))
+            except MlflowException as exc:
+                if not _is_absent(exc):
+                    raise
+                raise ModelNotFound(f"{self.model_name} version {version} is not registered") from exc
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".v{version}-", dir=target.parent))
         try:

@@ -112,10 +112,18 @@ def all_battles(store: Store, page: int = 500) -> list[BattleRecord]:
 
 
 def read_versions(registry: Any, store: Store) -> list[VersionInfo]:
-    """Registered versions, oldest first, merged with their model_metadata rows."""
+    """Registered versions, oldest first, merged with their model_metadata rows (only those when
+    MLflow cannot be read)."""
+    from content_arena.registry import RegistryError
+
     records = {r.version: r for r in store.list_models(registry.model_name)}
     found: dict[int, VersionInfo] = {}
-    for info in registry.versions():
+    try:
+        registered = registry.versions()
+    except RegistryError as exc:
+        log.warning("report: cannot read the registry: %s", exc)
+        registered = []
+    for info in registered:
         found[info.version] = VersionInfo(info.version, tuple(info.aliases), mode=info.tags.get("mode"))
     for version, record in records.items():
         entry = found.setdefault(version, VersionInfo(version))

@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from content_arena.config import ArenaConfig, load_config
 from content_arena.defender import Defender, DefenderNotReady
 from content_arena.queue import QueueBackend, QueueUnavailable, open_queue
+from content_arena.registry import RegistryError
 from content_arena.service import jobs
 from content_arena.service.batching import MicroBatcher
 from content_arena.service.champion import ChampionHolder
@@ -152,6 +153,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(QueueUnavailable, _queue_unavailable)
+    app.add_exception_handler(RegistryError, _registry_unavailable)
     if queue.kind == "redis":
         import redis
 
@@ -193,6 +195,14 @@ async def _queue_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 naming the queue when Redis (rate limits, locks, job queues) does not answer."""
     log.warning("queue unavailable: %s", jobs.first_line(exc))
     return JSONResponse({"detail": f"the job queue is unavailable, retry later: {jobs.first_line(exc)}"},
+                        status_code=503, headers={"Retry-After": "5"})
+
+
+async def _registry_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 naming MLflow when the model registry does not answer (instead of a 500, or a 404 that
+    says a registered version does not exist)."""
+    log.warning("model registry unavailable: %s", exc)
+    return JSONResponse({"detail": f"the model registry is unavailable, retry later: {exc}"},
                         status_code=503, headers={"Retry-After": "5"})
 
 

@@ -320,7 +320,7 @@ def get_model(alias: str, request: Request, _: Principal = READ) -> dict[str, An
 
 @router.post(
     "/api/v1/models/promote", response_model=PromoteOut, tags=["models"],
-    responses={**AUTH_RESPONSES, 404: {"model": ErrorOut}, 409: {"model": ConflictOut}},
+    responses={**AUTH_RESPONSES, 404: {"model": ErrorOut}, 409: {"model": ConflictOut}, 503: {"model": ErrorOut}},
 )
 def promote_model(body: PromoteRequest, request: Request, _: Principal = ADMIN) -> Any:
     """Make ``version`` the champion (registry alias and model_metadata) and serve it. Needs admin.
