@@ -200,3 +200,31 @@ def test_loop_helpers_bind_and_build_with_labels() -> None:
     other = StemDefender(stems=("병신",))
     again = build_adversarial_set(examples, strategies, seed=2, defender=other)
     assert again.variants["adaptive"] != variants and again.variants["ko_vowel"] == adversarial.variants["ko_vowel"]
+
+
+# --------------------------------------------------------------------------- the moves without the scores
+
+
+def test_random_edits_are_the_search_moves_without_queries() -> None:
+    defender = StemDefender()
+    attacker = AdaptiveAttacker(defender)
+    names = {t.name for t in DEFAULT_TRANSFORMATIONS}
+    changed = 0
+    for index, text in enumerate(TOXIC + CLEAN):
+        edited, edits = attacker.random_edits(text, seed=index, edits=3)
+        assert (edited, edits) == attacker.random_edits(text, seed=index, edits=3)  # deterministic per (seed, text)
+        assert len(edits) <= 3 and set(edits) <= names
+        changed += edited != text
+        before, after = text.split(), edited.split()
+        if len(before) == len(after):  # the search's edit-distance budget holds
+            cost = sum(edit_distance(jamo_form(a), jamo_form(b)) for a, b in zip(before, after, strict=True))
+            assert cost <= attacker.max_edit_ratio * sum(len(jamo_form(w)) for w in before) + 1e-9
+    assert changed >= len(TOXIC + CLEAN) - 1
+    assert defender.calls == []  # no query
+    # Restricted to the operators of a successful search.
+    for text in TOXIC[:4]:
+        edited, edits = attacker.random_edits(text, seed=1, edits=2, operators={"ko_vowel", "typo_swap"})
+        assert set(edits) <= {"ko_vowel", "typo_swap"}
+    assert attacker.random_edits("씨발 병신", edits=0) == ("씨발 병신", ())
+    assert attacker.random_edits("씨발 병신", operators={"no_such_operator"}) == ("씨발 병신", ())
+

@@ -29,7 +29,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -272,11 +272,14 @@ class AdaptiveAttacker:
         search.done = True
         return []
 
-    def _expand(self, search: _Search, state: _State, position: int) -> list[_State]:
+    def _expand(
+        self, search: _Search, state: _State, position: int, transformations: Sequence[Transformation] | None = None
+    ) -> list[_State]:
         word, focus = state.words[position], state.focus[position]
         original = search.spans[position].text
         rng = search.rng
-        pools = [(t, t.candidates(word, focus)) for t in self.transformations]
+        parts = self.transformations if transformations is None else transformations
+        pools = [(t, t.candidates(word, focus)) for t in parts]
         pools = [(t, list(c)) for t, c in pools if c]
         rng.shuffle(pools)
         out: list[_State] = []
@@ -385,6 +388,40 @@ class AdaptiveAttacker:
 
     def as_strategy(self) -> AdaptiveStrategy:
         return AdaptiveStrategy(self)
+
+    # ------------------------------------------------------------------ the moves without the scores
+
+    def random_edits(
+        self, text: str, seed: int = 0, *, edits: int = 3, operators: Collection[str] | None = None
+    ) -> tuple[str, tuple[str, ...]]:
+        """``edits`` random moves of the search on ``text`` without querying the defender: returns the
+        edited text and the names of the transformations used.
+
+        The same candidates and constraints as the search (:meth:`_expand`: edit-distance budget,
+        readability) on up to ``max_words`` words, the ones holding a toxic stem first, stacking edits
+        on them in turn as the search's passes do. ``operators`` restricts the moves to those
+        transformation names (the edits of a successful search, say). For augmentation: the moves
+        the search draws on, applied to other toxic texts and to clean ones. Deterministic per
+        ``(seed, text)``.
+        """
+        parts = self.transformations
+        if operators is not None:
+            parts = tuple(t for t in parts if t.name in operators)
+        search = _Search(text, seeded_rng("adaptive-walk", seed, text))
+        search.start(math.nan)
+        rng = search.rng
+        positions = [i for i, w in enumerate(search.spans) if any(t.sites(w.text) for t in parts)]
+        if not positions or edits < 1 or not parts:
+            return text, ()
+        rng.shuffle(positions)
+        positions.sort(key=lambda i: search.spans[i].focus is None)  # stable: toxic stems first
+        positions = positions[: 1 + int(rng.random() * min(self.max_words, len(positions)))]
+        state = search.beam[0]
+        for k in range(edits):
+            options = self._expand(search, state, positions[k % len(positions)], parts)
+            if options:
+                state = options[int(rng.random() * len(options))]
+        return state.text, state.edits
 
 
 def _fallback(transformations: Sequence[Transformation]) -> Strategy:
