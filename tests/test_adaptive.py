@@ -228,3 +228,51 @@ def test_random_edits_are_the_search_moves_without_queries() -> None:
     assert attacker.random_edits("씨발 병신", edits=0) == ("씨발 병신", ())
     assert attacker.random_edits("씨발 병신", operators={"no_such_operator"}) == ("씨발 병신", ())
 
+
+def test_augment_teaches_what_the_adaptive_search_exploits() -> None:
+    from content_arena.config import AugmentConfig
+    from content_arena.data_augmentor import ADAPTIVE_POOL_SEARCHES, augment
+    from content_arena.sample_collector import Failure
+
+    defender = StemDefender()
+    strategies = [get_strategy("ko_vowel"), get_strategy("adaptive").bind(defender)]
+    attacker = strategies[1].attacker
+    found = attacker.attack(TOXIC[0], seed=9)
+    assert found.success
+    failures = [Failure(TOXIC[0], found.adversarial, "adaptive", "b1"),
+                Failure(TOXIC[1], get_strategy("ko_vowel").attack(TOXIC[1], 1), "ko_vowel", "b1")]
+    pool = [Example(t, 1) for t in TOXIC]
+    clean = [Example(t, 0) for t in CLEAN * 20]
+    cfg = AugmentConfig(variants_per_failure=2)
+    defender.calls.clear()
+    result = augment(failures, clean, strategies, cfg, toxic_pool=pool, seed=0)
+    calls = len(defender.calls)
+    again = augment(failures, clean, strategies, cfg, toxic_pool=pool, seed=0)
+    assert [(e.text, e.label) for e in result.examples] == [(e.text, e.label) for e in again.examples]
+
+    toxic = [e.text for e in result.examples if e.label == 1]
+    negatives = [e.text for e in result.examples if e.label == 0]
+    assert result.n_toxic == result.n_clean == len(toxic) == len(negatives)
+    # Searched positives: texts of the pool pushed below the threshold (the search's own finds).
+    evading = [t for t in toxic if defender.scores([t])[0] < 0.5]
+    assert len(evading) >= len(TOXIC)
+    # Searches run in lockstep batches: a handful of calls per search seed, not one search per text.
+    searches = cfg.variants_per_failure + ADAPTIVE_POOL_SEARCHES
+    assert calls <= searches * (2 + attacker.max_words * attacker.passes)
+    # Echoed moves on clean texts are negatives: edited, yet labelled clean.
+    assert any(t not in CLEAN for t in negatives)
+
+
+def test_augment_without_a_bound_adaptive_strategy_uses_the_rules() -> None:
+    from content_arena.config import AugmentConfig
+    from content_arena.data_augmentor import augment
+    from content_arena.sample_collector import Failure
+
+    strategies = [get_strategy("ko_vowel"), get_strategy("adaptive")]  # unbound: nothing to search
+    failures = [Failure(TOXIC[0], "씌발 개새끼야 꺼져", "adaptive", "b1"),
+                Failure(TOXIC[1], get_strategy("ko_vowel").attack(TOXIC[1], 1), "ko_vowel", "b1")]
+    result = augment(failures, [Example(t, 0) for t in CLEAN * 10], strategies, AugmentConfig(),
+                     toxic_pool=[Example(t, 1) for t in TOXIC], seed=0)
+    toxic = {e.text for e in result.examples if e.label == 1}
+    assert result.n_toxic == result.n_clean > 0
+    assert TOXIC[0] not in toxic  # no "adaptive+rule" composite left the text unchanged

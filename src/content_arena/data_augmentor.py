@@ -4,18 +4,46 @@ For each failure: the evading text itself, plus variants of its original made by
 strategies (alone, or composed with the one that evaded), so the challenger learns the family and
 not the single string. Attacked clean texts are added as negatives, so the challenger does not learn
 "garbled means toxic". The result has as many clean as toxic examples.
+
+With the ``adaptive`` strategy bound to the champion (it is in ``attack.strategies``), the adaptive
+search gets its own share, since a rule variant teaches little about what a search finds:
+
+* every adaptive failure gets ``variants_per_failure`` fresh searches of its original (other seeds);
+* the search runs on every toxic text of the pool, :data:`ADAPTIVE_POOL_SEARCHES` times (seeds);
+* :data:`ADAPTIVE_SHARE` of the toxic positives come from the search (rule variants are trimmed);
+* each successful search's edits are *echoed*: the same operators, as many moves, applied by
+  :meth:`~content_arena.attacks.AdaptiveAttacker.random_edits` to another toxic text (a positive) and
+  to a clean text (a negative), so the challenger learns the moves, not only the searched strings,
+  and does not learn "an edited word means toxic".
+
+A search is a batch per seed (lockstep), not one text at a time.
 """
 
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from content_arena.attacks import Strategy, get_strategy
+from content_arena.attacks import AdaptiveAttacker, AdaptiveStrategy, Strategy, get_strategy
 from content_arena.config import AugmentConfig
 from content_arena.data import Example
 from content_arena.sample_collector import Failure, text_hash
+
+log = logging.getLogger(__name__)
+
+
+#: Adaptive searches per toxic pool text (each with its own seed) when the adaptive strategy is bound.
+ADAPTIVE_POOL_SEARCHES = 2
+#: Echoes (one positive, one negative) of each successful adaptive search's edits.
+ADAPTIVE_ECHOES = 1
+#: Share of the toxic positives from the adaptive search (searched and echoed) when it is bound:
+#: a challenger trained on a fixed budget of examples (``training.max_train_examples``) learns little
+#: about the search from a few of them among many rule variants.
+ADAPTIVE_SHARE = 0.8
+# Attack seeds of the augmentation's adaptive searches: apart from the battle's and the evaluation's.
+_ADAPTIVE_SEED = 20_011
 
 
 @dataclass
@@ -43,8 +71,14 @@ def augment(
     """
     rng = random.Random(seed)
     by_name = {s.name: s for s in strategies}
+    adaptive = _bound_adaptive(strategies)
+    # The adaptive strategy is searched in batches below; the rule code paths leave it out (composed
+    # with a rule, "adaptive+x" would be an unbound adaptive: a no-op).
+    searched = {s.name for s in strategies if isinstance(s, AdaptiveStrategy)}
+    rules = {name: s for name, s in by_name.items() if name not in searched}
     seen: set[str] = set()
     toxic: list[Example] = []
+    negatives: list[Example] = []
 
     def add(bucket: list[Example], text: str, label: int, source: str) -> None:
         digest = text_hash(text)
@@ -53,19 +87,23 @@ def augment(
             bucket.append(Example(text=text, label=label, source=source))
 
     def strategy_for(failed: str, k: int) -> Strategy | None:
-        others = [name for name in by_name if name != failed]
-        if k % 2 == 0 and failed in by_name:
-            return by_name[failed]
+        others = [name for name in rules if name != failed]
+        if k % 2 == 0 and failed in rules:
+            return rules[failed]
         if not others:
-            return by_name.get(failed)
+            return rules.get(failed)
         other = rng.choice(others)
         # Attackers stack tricks: half of the other-strategy variants keep the evading one too.
-        if failed in by_name and rng.random() < 0.5:
+        if failed in rules and rng.random() < 0.5:
             return get_strategy(f"{failed}+{other}")
-        return by_name[other]
+        return rules[other]
 
+    adaptive_failures: list[Failure] = []
     for index, failure in enumerate(failures):
         add(toxic, failure.attacked_text, 1, "battle")
+        if failure.strategy in searched:
+            adaptive_failures.append(failure)
+            continue
         for k in range(cfg.variants_per_failure):
             strategy = strategy_for(failure.strategy, k)
             if strategy is not None:
@@ -73,17 +111,32 @@ def augment(
 
     pool = [e for e in toxic_pool if e.label == 1]
     if pool:
-        failed_names = [f.strategy for f in failures if f.strategy in by_name]
+        failed_names = [f.strategy for f in failures if f.strategy in rules]
         for k in range(len(failed_names) * cfg.variants_per_failure):
             example = pool[rng.randrange(len(pool))]
-            add(toxic, by_name[failed_names[k % len(failed_names)]].attack(example.text, seed=seed + 7 + k), 1, "augment")
+            add(toxic, rules[failed_names[k % len(failed_names)]].attack(example.text, seed=seed + 7 + k), 1, "augment")
 
     clean = [e for e in clean_pool if e.label == 0]
-    negatives: list[Example] = []
-    if clean and strategies:
+    if adaptive is not None:
+        searched_toxic: list[Example] = []
+        adaptive_examples(
+            adaptive, [f.original_text for f in adaptive_failures], [e.text for e in pool], [e.text for e in clean],
+            variants_per_failure=cfg.variants_per_failure, seed=seed, rng=rng,
+            positive=lambda text: add(searched_toxic, text, 1, "augment"),
+            negative=lambda text: add(negatives, text, 0, "augment"),
+        )
+        if searched_toxic:
+            # The search's moves cover the rule families' edits; the rule variants get the rest.
+            keep = int(len(searched_toxic) * (1 - ADAPTIVE_SHARE) / ADAPTIVE_SHARE)
+            if len(toxic) > keep:
+                rng.shuffle(toxic)
+                del toxic[keep:]
+            toxic.extend(searched_toxic)
+
+    if clean and rules:
         target = max(len(toxic), int(len(toxic) * cfg.clean_negatives_ratio))
         # Attack clean texts with the strategies that evaded as often as with all others together.
-        weighted = list(strategies) + [by_name[f.strategy] for f in failures if f.strategy in by_name][: len(strategies) * 4]
+        weighted = list(rules.values()) + [rules[f.strategy] for f in failures if f.strategy in rules][: len(rules) * 4]
         for k in range(target * 2):
             if len(negatives) >= target:
                 break
@@ -98,6 +151,57 @@ def augment(
     examples = toxic + negatives
     rng.shuffle(examples)
     return AugmentedSet(examples, len(toxic), len(negatives))
+
+
+def adaptive_examples(
+    attacker: AdaptiveAttacker,
+    failed_originals: Sequence[str],
+    toxic_texts: Sequence[str],
+    clean_texts: Sequence[str],
+    *,
+    variants_per_failure: int,
+    seed: int,
+    rng: random.Random,
+    positive: Callable[[str], None],
+    negative: Callable[[str], None],
+) -> int:
+    """What the adaptive search exploits in ``attacker``'s defender, as training examples.
+
+    Positives: ``variants_per_failure`` fresh searches of each failed original, then
+    :data:`ADAPTIVE_POOL_SEARCHES` searches of every toxic text (successes only); then each success's
+    edits echoed :data:`ADAPTIVE_ECHOES` times onto a random toxic text (positive) and a random clean
+    text (negative) with :meth:`AdaptiveAttacker.random_edits`. Returns the successful searches.
+    """
+    successes = []
+    runs = [(list(failed_originals), _ADAPTIVE_SEED + k) for k in range(variants_per_failure)]
+    runs += [(list(toxic_texts), _ADAPTIVE_SEED + 1_000 + k) for k in range(ADAPTIVE_POOL_SEARCHES)]
+    for texts, search_seed in runs:
+        if not texts:
+            continue
+        for result in attacker.attack_batch(texts, seed=search_seed + seed):
+            if result.success:
+                positive(result.adversarial)
+                successes.append(result)
+    for index, result in enumerate(successes):
+        operators, moves = set(result.edits), len(result.edits)
+        for k in range(ADAPTIVE_ECHOES):
+            echo_seed = seed + index * 7 + k
+            if toxic_texts:
+                text = toxic_texts[rng.randrange(len(toxic_texts))]
+                positive(attacker.random_edits(text, echo_seed, edits=moves, operators=operators)[0])
+            if clean_texts:
+                text = clean_texts[rng.randrange(len(clean_texts))]
+                negative(attacker.random_edits(text, echo_seed, edits=moves, operators=operators)[0])
+    log.info("adaptive augmentation: %d successful searches against %s, each echoed %d time(s)",
+             len(successes), getattr(attacker.defender, "version", "the champion"), ADAPTIVE_ECHOES)
+    return len(successes)
+
+
+def _bound_adaptive(strategies: Sequence[Strategy]) -> AdaptiveAttacker | None:
+    for strategy in strategies:
+        if isinstance(strategy, AdaptiveStrategy) and strategy.attacker is not None:
+            return strategy.attacker
+    return None
 
 
 def with_replay(augmented: Sequence[Example], original: Sequence[Example], ratio: float, seed: int = 0) -> list[Example]:
