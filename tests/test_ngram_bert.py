@@ -1,0 +1,142 @@
+"""The default architecture: BERT encoder + hashed token n-gram branch (content_arena.defender.ngram_bert)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from content_arena.defender.ngram_bert import (
+    NgramBertConfig,
+    NgramBertForSequenceClassification,
+    hash_ngrams,
+)
+
+
+def _config(**overrides) -> NgramBertConfig:
+    settings = dict(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=40, type_vocab_size=1, pad_token_id=0, num_labels=2,
+        ngram_buckets=256, ngram_dim=8, ngram_orders=[1, 2, 3],
+    )
+    settings.update(overrides)
+    return NgramBertConfig(**settings)
+
+
+def _model(**overrides) -> NgramBertForSequenceClassification:
+    torch.manual_seed(0)
+    return NgramBertForSequenceClassification(_config(**overrides)).eval()
+
+
+def test_hash_ngrams_counts_only_real_ngrams_and_is_position_free():
+    ids = torch.tensor([[2, 7, 8, 9, 3], [2, 7, 8, 3, 0]])
+    mask = (ids != 0).long()
+    buckets, real = hash_ngrams(ids, mask, [1, 2, 3], 1000)
+    # 5 + 4 + 3 n-gram slots per row; the second row has 4 real tokens: 4 + 3 + 2 real n-grams
+    assert buckets.shape == real.shape == (2, 12)
+    assert real[0].sum().item() == 12 and real[1].sum().item() == 9
+    # the bigram (7, 8) is at the same place in both rows and hashes identically
+    assert buckets[0, 5 + 1].item() == buckets[1, 5 + 1].item()
+    # the same bigram elsewhere in a sequence gets the same bucket
+    shifted = torch.tensor([[2, 5, 7, 8, 3]])
+    b2, _ = hash_ngrams(shifted, torch.ones_like(shifted), [2], 1000)
+    b1, _ = hash_ngrams(ids[:1], mask[:1], [2], 1000)
+    assert b1[0, 1].item() == b2[0, 2].item()
+    assert int(buckets.min()) >= 0 and int(buckets.max()) < 1000
+
+
+def test_orders_hash_apart_and_short_inputs_do_not_fail():
+    ids = torch.tensor([[4, 4, 4]])
+    buckets, real = hash_ngrams(ids, torch.ones_like(ids), [1, 2, 3], 1 << 20)
+    assert len({buckets[0, 0].item(), buckets[0, 3].item(), buckets[0, 5].item()}) == 3
+    one = torch.tensor([[4]])
+    b, r = hash_ngrams(one, torch.ones_like(one), [2, 3], 64)
+    assert r.sum().item() == 0 and b.shape[0] == 1
+
+
+def test_padding_does_not_change_a_texts_logits():
+    model = _model()
+    alone = torch.tensor([[2, 11, 12, 13, 3]])
+    padded = torch.tensor([[2, 11, 12, 13, 3, 0, 0, 0], [2, 20, 21, 22, 23, 24, 25, 3]])
+    with torch.no_grad():
+        a = model(input_ids=alone, attention_mask=torch.ones_like(alone)).logits
+        b = model(input_ids=padded, attention_mask=(padded != 0).long()).logits
+    torch.testing.assert_close(a[0], b[0], atol=1e-5, rtol=1e-5)
+
+
+def test_ngram_branch_alone_ignores_the_encoder():
+    model = _model()
+    ids = torch.tensor([[2, 11, 12, 3]])
+    model.branches = "ngram"
+    with torch.no_grad():
+        before = model(input_ids=ids).logits.clone()
+        for p in model.bert.parameters():
+            p.add_(1.0)
+        after = model(input_ids=ids).logits
+        model.branches = "both"
+        both = model(input_ids=ids).logits
+    torch.testing.assert_close(before, after)
+    assert not torch.allclose(both, after)
+
+
+def test_labels_give_a_loss_and_missing_input_ids_are_refused():
+    model = _model()
+    out = model(input_ids=torch.tensor([[2, 9, 3]]), labels=torch.tensor([1]))
+    assert out.loss is not None and out.loss.item() > 0
+    with pytest.raises(ValueError, match="input_ids"):
+        model(inputs_embeds=torch.zeros(1, 3, 16))
+
+
+def test_saved_model_reloads_through_auto_classes(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    model = _model()
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    assert not list(tmp_path.glob("*.bin")), "safetensors only"
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path, use_safetensors=True).eval()
+    assert isinstance(loaded, NgramBertForSequenceClassification)
+    assert loaded.config.ngram_orders == [1, 2, 3] and loaded.config.ngram_buckets == 256
+    ids = torch.tensor([[2, 30, 31, 32, 3]])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+def test_sparse_training_updates_only_the_buckets_it_saw():
+    from content_arena.training.loop import fit
+
+    model = _model(ngram_buckets=4096)
+    before = model.ngram_embeddings.weight.detach().clone()
+    ids = [[2, 5, 6, 3], [2, 7, 8, 9, 3], [2, 5, 9, 3], [2, 6, 7, 3]] * 4
+    labels = [1, 0, 1, 0] * 4
+    fit(model, ids, labels, pad_id=0, epochs=2, learning_rate=1e-2, batch_size=4)
+    changed = (model.ngram_embeddings.weight.detach() != before).any(dim=1)
+    seen, real = hash_ngrams(torch.tensor([[2, 5, 6, 3, 0], [2, 7, 8, 9, 3], [2, 5, 9, 3, 0], [2, 6, 7, 3, 0]]),
+                             torch.tensor([[1, 1, 1, 1, 0], [1] * 5, [1, 1, 1, 1, 0], [1, 1, 1, 1, 0]]), [1, 2, 3], 4096)
+    touched = set(seen[real].tolist())
+    assert set(torch.nonzero(changed).flatten().tolist()) == touched
+
+
+def test_champion_is_an_ngram_model_trained_in_two_stages(tiny_config, tmp_path):
+    from content_arena.data import load_seed_corpus, split_examples
+    from content_arena.training import train_champion
+
+    cfg = tiny_config()
+    train, val = split_examples(load_seed_corpus(), test_fraction=0.2, seed=0)
+    result = train_champion(train[:400], tmp_path / "m", cfg, val_examples=val[:100])
+    stages = [row.get("stage") for row in result.history]
+    assert stages.count(1.0) == cfg.training.epochs and stages.count(2.0) == cfg.training.epochs
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(tmp_path / "m").model_type == "arena-ngram-bert"
+
+
+def test_zero_buckets_build_a_plain_bert(tiny_config):
+    from transformers import BertForSequenceClassification
+
+    from content_arena.training.model_factory import build_small_classifier
+    from content_arena.training.tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer(["가나다 라마 바사", "hello there"] * 20, vocab_size=300)
+    model_cfg = tiny_config().model
+    model = build_small_classifier(model_cfg.model_copy(update={"ngram_buckets": 0}), tokenizer)
+    assert type(model) is BertForSequenceClassification
+    assert isinstance(build_small_classifier(model_cfg, tokenizer), NgramBertForSequenceClassification)
