@@ -46,6 +46,7 @@ if str(REPO) not in sys.path:
 TOKEN = "bench-read-token"
 HOST = "127.0.0.1"
 TINY_MODEL = {"vocab_size": 600, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
+              "ngram_buckets": 4096, "ngram_dim": 16,
               "max_length": 64}
 TINY_TRAINING = {"epochs": 4, "challenger_epochs": 1, "batch_size": 32, "learning_rate": 3e-3, "seed": 3}
 CONFIGS = (

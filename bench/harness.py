@@ -42,6 +42,7 @@ SECTIONS: tuple[str, ...] = ("defender", "attacks", "battle", "api", "loop", "qu
 # The tiny loop used by --quick and the tests: the same stages, seconds instead of minutes.
 TINY_LOOP = {
     "model": {"vocab_size": 600, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
+              "ngram_buckets": 4096, "ngram_dim": 16,
               "max_length": 64},
     "training": {"epochs": 2, "challenger_epochs": 1, "batch_size": 32, "learning_rate": 3e-3, "seed": 3},
     "attack": {"rounds": 120, "batch_size": 64},

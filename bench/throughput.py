@@ -34,6 +34,8 @@ def hf_pipeline(model_dir: Path, max_length: int) -> Callable[[Sequence[str], in
     """transformers' text-classification pipeline over the same weights and tokenizer: toxic probability."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
+    import content_arena.defender.ngram_bert  # noqa: F401  registers the default architecture
+
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True,
                                                                local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)

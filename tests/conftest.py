@@ -11,6 +11,7 @@ torch.set_num_threads(int(os.environ.get("ARENA_TEST_THREADS", "2")))
 
 TINY = {
     "model": {"vocab_size": 600, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
+              "ngram_buckets": 4096, "ngram_dim": 16,
               "max_length": 64},
     "training": {"epochs": 3, "challenger_epochs": 2, "batch_size": 32, "learning_rate": 3e-3, "seed": 3},
     "attack": {"rounds": 120, "batch_size": 64},

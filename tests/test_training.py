@@ -40,8 +40,10 @@ def champion(corpus, tmp_path_factory):
 def test_champion_learns_and_round_trips(champion, corpus):
     cfg, result = champion
     assert result.mode == "full"
-    assert len(result.history) == cfg.training.epochs
-    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    # the default model: n-gram branch first (stage 1), then the encoder on top (stage 2)
+    assert [row["stage"] for row in result.history] == [1.0] * cfg.training.epochs + [2.0] * cfg.training.epochs
+    first = [row for row in result.history if row["stage"] == 1.0]
+    assert first[-1]["train_loss"] < first[0]["train_loss"]
     defender = TransformerDefender(result.model_dir).load()
     _, test = corpus
     scores = defender.scores([e.text for e in test])

@@ -56,13 +56,26 @@ class MlflowConfig(_Section):
 class ModelConfig(_Section):
     # A local directory or a hub id for users who have one; None builds a small model from config.
     base_model: str | None = None
-    vocab_size: int = Field(8000, ge=256, le=250_000)
+    # A small vocabulary keeps byte-level BPE tokens close to characters, which the n-gram branch
+    # needs (on BEEP!, 2,000 tokens: AUROC 0.80 for the branch alone; 8,000: 0.76).
+    vocab_size: int = Field(2000, ge=256, le=250_000)
+    # Hashed token n-gram branch of the model built from config (0 buckets: a plain BERT encoder).
+    ngram_buckets: int = Field(131_072, ge=0, le=16_777_216)
+    ngram_dim: int = Field(64, ge=1)
+    ngram_orders: list[int] = Field(default_factory=lambda: [1, 2, 3])
     hidden_size: int = Field(128, ge=16)
     num_layers: int = Field(2, ge=1, le=48)
     num_heads: int = Field(4, ge=1)
     intermediate_size: int = Field(512, ge=16)
     max_length: int = Field(128, ge=8, le=4096)
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
+
+    @field_validator("ngram_orders")
+    @classmethod
+    def _orders(cls, value: list[int]) -> list[int]:
+        if not value or any(n < 1 or n > 8 for n in value):
+            raise ValueError("n-gram orders must be between 1 and 8, at least one")
+        return sorted(set(value))
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> ModelConfig:

@@ -38,6 +38,7 @@ CLOSED_REDIS_URL = "redis://127.0.0.1:1/0"
 
 SMALL = {
     "model": {"vocab_size": 600, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
+              "ngram_buckets": 4096, "ngram_dim": 16,
               "max_length": 64},
     "training": {"epochs": 2, "challenger_epochs": 1, "batch_size": 32, "learning_rate": 3e-3, "seed": 3},
     "attack": {"rounds": 60, "batch_size": 32},

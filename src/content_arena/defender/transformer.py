@@ -46,6 +46,8 @@ class TransformerDefender(Defender):
     def load(self) -> TransformerDefender:
         from transformers import AutoModelForSequenceClassification
 
+        import content_arena.defender.ngram_bert  # noqa: F401  registers the default architecture
+
         if not self.model_dir.exists():
             raise ModelNotFound(f"no defender at {self.model_dir}")
         manifest = verify_model_dir(self.model_dir) if self.verify else None

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -21,6 +21,9 @@ from content_arena.training.loop import EpochCallback, encode, fit
 from content_arena.training.lora import choose_adapter_mode, load_for_adapter, lora_config, merge_adapter
 from content_arena.training.model_factory import build_small_classifier, load_pretrained_classifier
 from content_arena.training.tokenizer import save_tokenizer, train_tokenizer
+
+if TYPE_CHECKING:
+    from content_arena.defender.ngram_bert import NgramBertForSequenceClassification
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,8 @@ def _fit(
     epochs: int,
     learning_rate: float,
     weight_decay: float,
+    metric_prefix: str = "",
+    keep_initial: bool = False,
 ):
     """Tokenize train and validation texts once and run the loop with the configured batch and schedule."""
     val_ids = val_labels = None
@@ -107,7 +112,8 @@ def _fit(
         seed=cfg.training.seed,
         val_ids=val_ids,
         val_labels=val_labels,
-        on_epoch=_epoch_logger(tracker, ""),
+        on_epoch=_epoch_logger(tracker, metric_prefix),
+        keep_initial=keep_initial,
     )
 
 
@@ -121,6 +127,36 @@ def _save(model: torch.nn.Module, tokenizer_source: Path | Any, out_dir: Path, c
     else:
         save_tokenizer(tokenizer_source, out_dir)
     write_manifest(out_dir, ModelManifest(threshold=cfg.model.threshold, max_length=cfg.model.max_length, info=info))
+
+
+def _fit_ngram_branch(
+    model: NgramBertForSequenceClassification,
+    tokenizer: Any,
+    texts: list[str],
+    labels: list[int],
+    val_examples: Sequence[Example] | None,
+    cfg: ArenaConfig,
+    tracker: Tracker | None,
+    fit_args: dict[str, Any],
+) -> list[dict[str, float]]:
+    """Stage 1 of the n-gram model: fit the n-gram branch alone, then freeze it for stage 2.
+
+    Trained jointly from the start, the encoder memorises the training set within two epochs and
+    the n-gram branch, which generalises better from few examples, stops learning (BEEP!: joint
+    F1 0.74 / AUROC 0.78, staged 0.78 / 0.80). Stage 2 (the caller) trains the encoder with the
+    branch frozen and keeps only epochs that improve validation F1 on where it started.
+    """
+    model.branches = "ngram"
+    try:
+        first = _fit(model, tokenizer, texts, labels, val_examples, cfg, tracker, **fit_args, metric_prefix="ngram_")
+    finally:
+        model.branches = "both"
+    for name, param in model.named_parameters():
+        if name.startswith("ngram_"):
+            param.requires_grad_(False)
+    log.info("n-gram branch fitted (best epoch %d, %s); training the encoder on top", first.best_epoch,
+             ", ".join(f"{k}={v:.4f}" for k, v in first.best_val.items()))
+    return [{"stage": 1.0, **row} for row in first.history]
 
 
 def train_champion(
@@ -159,10 +195,18 @@ def train_champion(
     }
     if tracker:
         tracker.log_params(params)
-    fitted = _fit(
-        model, tokenizer, texts, labels, val_examples, cfg, tracker, pad_id=pad_id,
-        epochs=cfg.training.epochs, learning_rate=cfg.training.learning_rate, weight_decay=cfg.training.weight_decay,
+    fit_args = dict(
+        pad_id=pad_id, epochs=cfg.training.epochs, learning_rate=cfg.training.learning_rate,
+        weight_decay=cfg.training.weight_decay,
     )
+    history: list[dict[str, float]] = []
+    if hasattr(model, "ngram_embeddings"):  # the default architecture: fit its n-gram branch first
+        history = _fit_ngram_branch(model, tokenizer, texts, labels, val_examples, cfg, tracker, fit_args)
+    fitted = _fit(
+        model, tokenizer, texts, labels, val_examples, cfg, tracker, **fit_args, keep_initial=bool(history)
+    )
+    if history:
+        fitted.history = history + [{"stage": 2.0, **row} for row in fitted.history]
     out = Path(out_dir)
     _save(model, tokenizer, out, cfg, {"mode": "full", "source": source, "pad_id": pad_id, **fitted.best_val})
     log.info("champion trained in %.1fs (%d examples) → %s", time.perf_counter() - started, len(texts), out)
@@ -190,6 +234,11 @@ def train_challenger(
     mode = choose_adapter_mode(cfg.training)
     tokenizer = Tokenizer.from_file(str(champion_dir / TOKENIZER_FILE))
     model = load_for_adapter(champion_dir, mode)
+    for module in model.modules():
+        # LoRA trains small dense factors beside frozen tables; sparse lookups would hand them sparse
+        # gradients, which peft's embedding adapter cannot use.
+        if isinstance(module, torch.nn.Embedding):
+            module.sparse = False
     pad_id = _pad_id(model, tokenizer)
     model = get_peft_model(model, lora_config(model, cfg.training))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -90,8 +90,13 @@ def fit(
     val_labels: Sequence[int] | None = None,
     device: torch.device | None = None,
     on_epoch: EpochCallback | None = None,
+    keep_initial: bool = False,
 ) -> FitResult:
-    """Train ``model`` in place; with a validation set, the epoch with the best val F1 is restored."""
+    """Train ``model`` in place; with a validation set, the epoch with the best val F1 is restored.
+
+    ``keep_initial``: the untrained state counts as epoch 0, so training that only makes the model
+    worse on validation leaves it as it was (used when a stage builds on an already fitted branch).
+    """
     device = device or next(model.parameters()).device
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -100,16 +105,28 @@ def fit(
     steps_per_epoch = math.ceil(len(train_ids) / batch_size)
     total_steps = max(1, steps_per_epoch * epochs)
     warmup = int(total_steps * warmup_ratio)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: (step + 1) / max(1, warmup) if step < warmup else max(0.0, (total_steps - step) / max(1, total_steps - warmup)),
-    )
+    sparse_ids = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) and m.sparse for p in m.parameters()}
+    params = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse_ids]
+    sparse = [p for p in model.parameters() if p.requires_grad and id(p) in sparse_ids]
+    optimizers: list[torch.optim.Optimizer] = []
+    if params:
+        optimizers.append(torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay))
+    if sparse:  # large lookup tables (the n-gram buckets): only the rows a batch touched are updated
+        optimizers.append(torch.optim.SparseAdam(sparse, lr=learning_rate))
+    schedule = lambda step: (step + 1) / max(1, warmup) if step < warmup else max(0.0, (total_steps - step) / max(1, total_steps - warmup))  # noqa: E731
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, schedule) for opt in optimizers]
     result = FitResult()
     best_state: dict[str, torch.Tensor] | None = None
     best_f1 = -1.0
     started = time.perf_counter()
+    has_val = val_ids is not None and val_labels is not None and len(val_ids) > 0
+    if keep_initial and has_val:
+        m = binary_metrics(np.asarray(val_labels), predict_scores(model, val_ids, pad_id, device))
+        best_f1 = m.f1
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        result.best_val = {"val_f1": m.f1, "val_precision": m.precision, "val_recall": m.recall}
+        if m.auroc is not None:
+            result.best_val["val_auroc"] = m.auroc
     for epoch in range(1, epochs + 1):
         model.train()
         total_loss, seen = 0.0, 0
@@ -118,15 +135,18 @@ def fit(
             target = labels[torch.from_numpy(index)].to(device)
             logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
             loss = torch.nn.functional.cross_entropy(logits, target)
-            optimizer.zero_grad(set_to_none=True)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
+            if params:
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+            for opt, sched in zip(optimizers, schedulers, strict=True):
+                opt.step()
+                sched.step()
             total_loss += loss.item() * len(index)
             seen += len(index)
         row: dict[str, float] = {"epoch": epoch, "train_loss": total_loss / max(1, seen)}
-        if val_ids is not None and val_labels is not None and len(val_ids):
+        if has_val:
             scores = predict_scores(model, val_ids, pad_id, device)
             m = binary_metrics(np.asarray(val_labels), scores)
             row.update({"val_f1": m.f1, "val_precision": m.precision, "val_recall": m.recall})

@@ -44,13 +44,21 @@ def lora_config(model: torch.nn.Module, cfg: TrainingConfig):
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
         target_modules=lora_target_modules(model),
-        modules_to_save=["classifier"] if hasattr(model, "classifier") else ["score"],
+        modules_to_save=_heads(model),
     )
+
+
+def _heads(model: torch.nn.Module) -> list[str]:
+    """The classification heads, trained in full beside the adapter (two for the n-gram model)."""
+    heads = [name for name in ("classifier", "ngram_classifier") if hasattr(model, name)]
+    return heads or ["score"]
 
 
 def load_for_adapter(model_dir: Path, mode: AdapterMode) -> torch.nn.Module:
     """The champion's weights, 4-bit quantized for QLoRA, full precision for LoRA."""
     from transformers import AutoModelForSequenceClassification
+
+    import content_arena.defender.ngram_bert  # noqa: F401  registers the default architecture
 
     if mode == "qlora":
         from peft import prepare_model_for_kbit_training
@@ -62,7 +70,7 @@ def load_for_adapter(model_dir: Path, mode: AdapterMode) -> torch.nn.Module:
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16,
             # A two-output head does not pack into 4-bit blocks; keep it in full precision.
-            llm_int8_skip_modules=["classifier", "score"],
+            llm_int8_skip_modules=["classifier", "ngram_classifier", "score"],
         )
         model = AutoModelForSequenceClassification.from_pretrained(
             model_dir, quantization_config=quant, device_map={"": 0}, use_safetensors=True, local_files_only=True
@@ -75,6 +83,8 @@ def merge_adapter(base_dir: Path, adapter_dir: Path) -> torch.nn.Module:
     """Apply a saved adapter to the full-precision base and fold it into plain weights."""
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
+
+    import content_arena.defender.ngram_bert  # noqa: F401  registers the default architecture
 
     base = AutoModelForSequenceClassification.from_pretrained(base_dir, use_safetensors=True, local_files_only=True)
     return PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()

@@ -13,14 +13,20 @@ from content_arena.config import ModelConfig
 log = logging.getLogger(__name__)
 
 # LoRA targets by architecture family: BERT-like names first, Llama/Mistral-like second.
-LORA_TARGET_FAMILIES = (("query", "value", "key", "dense", "word_embeddings"), ("q_proj", "v_proj", "k_proj", "o_proj", "embed_tokens"))
+LORA_TARGET_FAMILIES = (("query", "value", "key", "dense", "word_embeddings", "ngram_embeddings"), ("q_proj", "v_proj", "k_proj", "o_proj", "embed_tokens"))
 
 
 def build_small_classifier(cfg: ModelConfig, tokenizer: Tokenizer) -> torch.nn.Module:
-    """A BERT-style encoder of the configured size with a two-class head, randomly initialised."""
+    """A BERT-style encoder of the configured size with a two-class head, randomly initialised.
+
+    With ``ngram_buckets`` > 0 (the default) the model also carries a hashed token n-gram branch
+    (:mod:`content_arena.defender.ngram_bert`); with 0 it is a plain ``BertForSequenceClassification``.
+    """
     from transformers import BertConfig, BertForSequenceClassification
 
-    config = BertConfig(
+    from content_arena.defender.ngram_bert import NgramBertConfig, NgramBertForSequenceClassification
+
+    settings = dict(
         vocab_size=tokenizer.get_vocab_size(),
         hidden_size=cfg.hidden_size,
         num_hidden_layers=cfg.num_layers,
@@ -35,7 +41,12 @@ def build_small_classifier(cfg: ModelConfig, tokenizer: Tokenizer) -> torch.nn.M
         hidden_dropout_prob=0.1,
         attention_probs_dropout_prob=0.1,
     )
-    return BertForSequenceClassification(config)
+    if cfg.ngram_buckets:
+        config = NgramBertConfig(
+            ngram_buckets=cfg.ngram_buckets, ngram_dim=cfg.ngram_dim, ngram_orders=cfg.ngram_orders, **settings
+        )
+        return NgramBertForSequenceClassification(config)
+    return BertForSequenceClassification(BertConfig(**settings))
 
 
 def load_pretrained_classifier(base_model: str) -> tuple[torch.nn.Module, Tokenizer]:
