@@ -303,3 +303,29 @@ def test_battles_runs_and_quality_on_postgres(service_config: Any, make_client: 
         assert run["decision"] == "pass" and run["summary"] == {"challenger": None, "promoted": False, "seconds": 1.0}
     finally:
         store.close()
+
+
+def test_database_outage_is_a_503_not_a_500(service_config: Any, make_client: Any) -> None:
+    """A store that cannot reach its database (after its own retries) answers 503 with Retry-After;
+    the message does not echo the SQL or the URL."""
+    import sqlalchemy.exc
+
+    from content_arena.store import StoreUnavailable
+
+    client = make_client(service_config(), defender=FakeDefender(), queue=MemoryBackend(), battle_threads=1)
+    store = client.app.state.arena.ctx.store
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("PostgreSQL at 127.0.0.1:5432 did not answer for 15 s")
+
+    def dropped(*args: Any, **kwargs: Any) -> Any:
+        raise sqlalchemy.exc.OperationalError("SELECT secret FROM battles", {}, Exception("server closed the connection"))
+
+    for failure in (down, dropped):
+        store.list_battles = failure
+        response = client.get("/api/v1/battles", headers=READ)
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        assert response.json() == {"detail": "the database is unavailable, retry later"}
+    del store.list_battles
+    assert client.get("/api/v1/battles", headers=READ).status_code == 200

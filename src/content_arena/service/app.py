@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -39,7 +40,7 @@ from content_arena.service.middleware import ObservabilityMiddleware
 from content_arena.service.routes import router
 from content_arena.service.runs import PipelineRunStore
 from content_arena.service.security import RateLimiter, TokenTable
-from content_arena.store import Store, open_store
+from content_arena.store import Store, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,8 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(QueueUnavailable, _queue_unavailable)
     app.add_exception_handler(RegistryError, _registry_unavailable)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
+    app.add_exception_handler(sqlalchemy.exc.OperationalError, _store_unavailable)
     if queue.kind == "redis":
         import redis
 
@@ -203,6 +206,14 @@ async def _registry_unavailable(request: Request, exc: Exception) -> JSONRespons
     says a registered version does not exist)."""
     log.warning("model registry unavailable: %s", exc)
     return JSONResponse({"detail": f"the model registry is unavailable, retry later: {exc}"},
+                        status_code=503, headers={"Retry-After": "5"})
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 when the database does not answer (server down or restarting, after the store's own
+    retries), instead of a 500: the request can be retried and nothing was half-written."""
+    log.warning("store unavailable: %s", jobs.first_line(exc))
+    return JSONResponse({"detail": "the database is unavailable, retry later"},
                         status_code=503, headers={"Retry-After": "5"})
 
 
