@@ -74,6 +74,19 @@ def predict_scores(
     return out
 
 
+def _validation_metrics(model: torch.nn.Module, ids: list[list[int]], labels: Sequence[int], pad_id: int,
+                        device: torch.device) -> dict[str, float]:
+    m = binary_metrics(np.asarray(labels), predict_scores(model, ids, pad_id, device))
+    row = {"val_f1": m.f1, "val_precision": m.precision, "val_recall": m.recall}
+    if m.auroc is not None:
+        row["val_auroc"] = m.auroc
+    return row
+
+
+def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def fit(
     model: torch.nn.Module,
     train_ids: list[list[int]],
@@ -121,12 +134,8 @@ def fit(
     started = time.perf_counter()
     has_val = val_ids is not None and val_labels is not None and len(val_ids) > 0
     if keep_initial and has_val:
-        m = binary_metrics(np.asarray(val_labels), predict_scores(model, val_ids, pad_id, device))
-        best_f1 = m.f1
-        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        result.best_val = {"val_f1": m.f1, "val_precision": m.precision, "val_recall": m.recall}
-        if m.auroc is not None:
-            result.best_val["val_auroc"] = m.auroc
+        result.best_val = _validation_metrics(model, val_ids, val_labels, pad_id, device)
+        best_f1, best_state = result.best_val["val_f1"], _snapshot(model)
     for epoch in range(1, epochs + 1):
         model.train()
         total_loss, seen = 0.0, 0
@@ -147,14 +156,9 @@ def fit(
             seen += len(index)
         row: dict[str, float] = {"epoch": epoch, "train_loss": total_loss / max(1, seen)}
         if has_val:
-            scores = predict_scores(model, val_ids, pad_id, device)
-            m = binary_metrics(np.asarray(val_labels), scores)
-            row.update({"val_f1": m.f1, "val_precision": m.precision, "val_recall": m.recall})
-            if m.auroc is not None:
-                row["val_auroc"] = m.auroc
-            if m.f1 > best_f1:
-                best_f1, result.best_epoch = m.f1, epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            row.update(_validation_metrics(model, val_ids, val_labels, pad_id, device))
+            if row["val_f1"] > best_f1:
+                best_f1, result.best_epoch, best_state = row["val_f1"], epoch, _snapshot(model)
                 result.best_val = {k: v for k, v in row.items() if k.startswith("val_")}
         result.history.append(row)
         log.info("epoch %d/%d %s", epoch, epochs, ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
