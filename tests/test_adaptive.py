@@ -231,7 +231,7 @@ def test_random_edits_are_the_search_moves_without_queries() -> None:
 
 def test_augment_teaches_what_the_adaptive_search_exploits() -> None:
     from content_arena.config import AugmentConfig
-    from content_arena.data_augmentor import ADAPTIVE_POOL_SEARCHES, augment
+    from content_arena.data_augmentor import augment
     from content_arena.sample_collector import Failure
 
     defender = StemDefender()
@@ -257,7 +257,7 @@ def test_augment_teaches_what_the_adaptive_search_exploits() -> None:
     evading = [t for t in toxic if defender.scores([t])[0] < 0.5]
     assert len(evading) >= len(TOXIC)
     # Searches run in lockstep batches: a handful of calls per search seed, not one search per text.
-    searches = cfg.variants_per_failure + ADAPTIVE_POOL_SEARCHES
+    searches = cfg.variants_per_failure + cfg.adaptive_pool_searches
     assert calls <= searches * (2 + attacker.max_words * attacker.passes)
     # Echoed moves on clean texts are negatives: edited, yet labelled clean.
     assert any(t not in CLEAN for t in negatives)
@@ -276,3 +276,31 @@ def test_augment_without_a_bound_adaptive_strategy_uses_the_rules() -> None:
     toxic = {e.text for e in result.examples if e.label == 1}
     assert result.n_toxic == result.n_clean > 0
     assert TOXIC[0] not in toxic  # no "adaptive+rule" composite left the text unchanged
+
+
+def test_augment_adaptive_settings_come_from_the_config() -> None:
+    """``augment.adaptive_pool_searches`` sets how many pool searches run (each a batch of defender
+    calls); ``augment.adaptive_share: 1.0`` leaves no rule variant among the toxic positives."""
+    from content_arena.config import AugmentConfig
+    from content_arena.data_augmentor import augment
+    from content_arena.sample_collector import Failure
+
+    defender = StemDefender()
+    strategies = [get_strategy("ko_vowel"), get_strategy("adaptive").bind(defender)]
+    rule_variant = get_strategy("ko_vowel").attack(TOXIC[1], 1)
+    failures = [Failure(TOXIC[1], rule_variant, "ko_vowel", "b1")]
+    pool = [Example(t, 1) for t in TOXIC]
+    clean = [Example(t, 0) for t in CLEAN * 20]
+
+    calls = {}
+    for searches in (0, 3):
+        defender.calls.clear()
+        augment(failures, clean, strategies, AugmentConfig(variants_per_failure=1, adaptive_pool_searches=searches),
+                toxic_pool=pool, seed=0)
+        calls[searches] = len(defender.calls)
+    assert calls[0] == 0 and calls[3] > 0, calls
+
+    only_search = augment(failures, clean, strategies, AugmentConfig(variants_per_failure=2, adaptive_share=1.0),
+                          toxic_pool=pool, seed=0)
+    toxic = [e.text for e in only_search.examples if e.label == 1]
+    assert toxic and rule_variant not in toxic

@@ -123,6 +123,11 @@ class AugmentConfig(_Section):
     variants_per_failure: int = Field(4, ge=0, le=100)
     clean_negatives_ratio: float = Field(1.0, ge=0.0, le=10.0)
     replay_ratio: float = Field(1.0, ge=0.0, le=10.0)
+    # With the ``adaptive`` strategy bound to the champion (see data_augmentor): searches per toxic pool
+    # text, echoes of each successful search's edits, and the share of toxic positives from the search.
+    adaptive_pool_searches: int = Field(2, ge=0, le=100)
+    adaptive_echoes: int = Field(1, ge=0, le=100)
+    adaptive_share: float = Field(0.8, gt=0.0, le=1.0)
 
 
 class DataConfig(_Section):

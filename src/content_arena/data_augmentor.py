@@ -9,9 +9,10 @@ With the ``adaptive`` strategy bound to the champion (it is in ``attack.strategi
 search gets its own share, since a rule variant teaches little about what a search finds:
 
 * every adaptive failure gets ``variants_per_failure`` fresh searches of its original (other seeds);
-* the search runs on every toxic text of the pool, :data:`ADAPTIVE_POOL_SEARCHES` times (seeds);
-* :data:`ADAPTIVE_SHARE` of the toxic positives come from the search (rule variants are trimmed);
-* each successful search's edits are *echoed*: the same operators, as many moves, applied by
+* the search runs on every toxic text of the pool, ``augment.adaptive_pool_searches`` times (seeds);
+* ``augment.adaptive_share`` of the toxic positives come from the search (rule variants are trimmed);
+* each successful search's edits are *echoed* ``augment.adaptive_echoes`` times: the same operators,
+  as many moves, applied by
   :meth:`~content_arena.attacks.AdaptiveAttacker.random_edits` to another toxic text (a positive) and
   to a clean text (a negative), so the challenger learns the moves, not only the searched strings,
   and does not learn "an edited word means toxic".
@@ -33,15 +34,6 @@ from content_arena.sample_collector import Failure, text_hash
 
 log = logging.getLogger(__name__)
 
-
-#: Adaptive searches per toxic pool text (each with its own seed) when the adaptive strategy is bound.
-ADAPTIVE_POOL_SEARCHES = 2
-#: Echoes (one positive, one negative) of each successful adaptive search's edits.
-ADAPTIVE_ECHOES = 1
-#: Share of the toxic positives from the adaptive search (searched and echoed) when it is bound:
-#: a challenger trained on a fixed budget of examples (``training.max_train_examples``) learns little
-#: about the search from a few of them among many rule variants.
-ADAPTIVE_SHARE = 0.8
 # Attack seeds of the augmentation's adaptive searches: apart from the battle's and the evaluation's.
 _ADAPTIVE_SEED = 20_011
 
@@ -121,13 +113,16 @@ def augment(
         searched_toxic: list[Example] = []
         adaptive_examples(
             adaptive, [f.original_text for f in adaptive_failures], [e.text for e in pool], [e.text for e in clean],
-            variants_per_failure=cfg.variants_per_failure, seed=seed, rng=rng,
+            variants_per_failure=cfg.variants_per_failure, pool_searches=cfg.adaptive_pool_searches,
+            echoes=cfg.adaptive_echoes, seed=seed, rng=rng,
             positive=lambda text: add(searched_toxic, text, 1, "augment"),
             negative=lambda text: add(negatives, text, 0, "augment"),
         )
         if searched_toxic:
-            # The search's moves cover the rule families' edits; the rule variants get the rest.
-            keep = int(len(searched_toxic) * (1 - ADAPTIVE_SHARE) / ADAPTIVE_SHARE)
+            # The search's moves cover the rule families' edits; the rule variants get the rest. A
+            # challenger trained on a fixed budget (``training.max_train_examples``) learns little about
+            # the search from a few searched texts among many rule variants.
+            keep = int(len(searched_toxic) * (1 - cfg.adaptive_share) / cfg.adaptive_share)
             if len(toxic) > keep:
                 rng.shuffle(toxic)
                 del toxic[keep:]
@@ -160,6 +155,8 @@ def adaptive_examples(
     clean_texts: Sequence[str],
     *,
     variants_per_failure: int,
+    pool_searches: int = 2,
+    echoes: int = 1,
     seed: int,
     rng: random.Random,
     positive: Callable[[str], None],
@@ -168,13 +165,13 @@ def adaptive_examples(
     """What the adaptive search exploits in ``attacker``'s defender, as training examples.
 
     Positives: ``variants_per_failure`` fresh searches of each failed original, then
-    :data:`ADAPTIVE_POOL_SEARCHES` searches of every toxic text (successes only); then each success's
-    edits echoed :data:`ADAPTIVE_ECHOES` times onto a random toxic text (positive) and a random clean
+    ``pool_searches`` searches of every toxic text (successes only); then each success's
+    edits echoed ``echoes`` times onto a random toxic text (positive) and a random clean
     text (negative) with :meth:`AdaptiveAttacker.random_edits`. Returns the successful searches.
     """
     successes = []
     runs = [(list(failed_originals), _ADAPTIVE_SEED + k) for k in range(variants_per_failure)]
-    runs += [(list(toxic_texts), _ADAPTIVE_SEED + 1_000 + k) for k in range(ADAPTIVE_POOL_SEARCHES)]
+    runs += [(list(toxic_texts), _ADAPTIVE_SEED + 1_000 + k) for k in range(pool_searches)]
     for texts, search_seed in runs:
         if not texts:
             continue
@@ -184,7 +181,7 @@ def adaptive_examples(
                 successes.append(result)
     for index, result in enumerate(successes):
         operators, moves = set(result.edits), len(result.edits)
-        for k in range(ADAPTIVE_ECHOES):
+        for k in range(echoes):
             echo_seed = seed + index * 7 + k
             if toxic_texts:
                 text = toxic_texts[rng.randrange(len(toxic_texts))]
@@ -193,7 +190,7 @@ def adaptive_examples(
                 text = clean_texts[rng.randrange(len(clean_texts))]
                 negative(attacker.random_edits(text, echo_seed, edits=moves, operators=operators)[0])
     log.info("adaptive augmentation: %d successful searches against %s, each echoed %d time(s)",
-             len(successes), getattr(attacker.defender, "version", "the champion"), ADAPTIVE_ECHOES)
+             len(successes), getattr(attacker.defender, "version", "the champion"), echoes)
     return len(successes)
 
 
