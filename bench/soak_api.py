@@ -134,10 +134,8 @@ async def soak(url: str, texts: list[str], seconds: float, rate: float, window: 
             await client.close()
         return Client(host, port)
 
-    async def one(i: int) -> None:
+    async def one(i: int, due: float) -> None:
         nonlocal dropped
-        due = start + i / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
         bucket = windows[int((due - start) // window)]
         bucket["requests"] += 1
         if gate.locked():  # more than max_in_flight outstanding: count it as an error, do not queue it
@@ -163,7 +161,19 @@ async def soak(url: str, texts: list[str], seconds: float, rate: float, window: 
             bucket["errors"] += 1
             error_kinds[f"{kind}: {status}"] += 1
 
-    await asyncio.gather(*(one(i) for i in range(n)))
+    # Each request becomes a task when it is due, not before: creating all of them up front (120,000
+    # for the default 600 s) stalled this event loop for seconds at the start, and the requests it then
+    # sent late were counted against the server (about 1,000 "too many in flight" in the first minute).
+    running: set[asyncio.Task[None]] = set()
+    for i in range(n):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(i, due))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    await asyncio.gather(*running)
     elapsed = time.perf_counter() - start
     for client in idle:
         await client.close()
