@@ -7,9 +7,9 @@ import pytest
 
 from content_arena.attack_runner import AttackRunner, BattleStopped
 from content_arena.attacks import get_strategy
-from content_arena.data import Example
+from content_arena.data import Example, split_examples
 from content_arena.defender import Defender
-from content_arena.orchestrator import Workspace, run_pipeline
+from content_arena.orchestrator import Workspace, load_dataset, load_splits, run_pipeline
 from content_arena.registry import CHAMPION
 from content_arena.store import open_store
 
@@ -31,6 +31,13 @@ def test_loop_bootstraps_attacks_gates_retrains_and_decides(tiny_config):
     battle = ws.store.get_battle(result["battle"]["battle_id"])
     assert battle.status == "completed" and battle.rounds_completed == cfg.attack.rounds
     assert ws.store.count_rounds(battle.id) == cfg.attack.rounds
+    # The battle attacks training texts only: the validation split picks the challenger's best epoch,
+    # so its texts must not come back as collected failures in the challenger's training data.
+    train, _ = load_dataset(cfg)
+    fit_set, val = split_examples(train, test_fraction=0.1, seed=cfg.data.split_seed + 1)
+    assert load_splits(cfg).seeds == [e for e in fit_set if e.label == 1]
+    attacked = {r.original_text for r in ws.store.list_rounds(battle.id, limit=None)}
+    assert attacked <= {e.text for e in fit_set}, sorted(attacked - {e.text for e in fit_set})[:5]
 
     if result["gate"]["decision"] == "FAIL":
         # The tiny model cannot reach F1 0.85, so it must retrain.

@@ -290,14 +290,13 @@ def battle(
     from content_arena.attack_runner import AttackRunner
     from content_arena.attacks import resolve_strategies
     from content_arena.defender import load_defender
-    from content_arena.orchestrator import Workspace, load_dataset
+    from content_arena.orchestrator import Workspace, load_splits
 
     cfg = _setup(config, verbose)
     strategies = resolve_strategies(strategy, llm=cfg.llm_options())
     ws = Workspace.open(cfg)
     defender = load_defender(model, cfg)
-    train_set, _ = load_dataset(cfg)
-    seeds = [e for e in train_set if e.label == 1]
+    seeds = load_splits(cfg).seeds
     if resume:
         existing = ws.store.get_battle(resume)
         if existing is None:

@@ -126,6 +126,30 @@ def load_dataset(cfg: ArenaConfig) -> tuple[list[Example], list[Example]]:
     return split_examples(examples, test_fraction=cfg.data.test_fraction, seed=cfg.data.split_seed)
 
 
+@dataclass
+class Splits:
+    """The loop's data: ``train`` is split again into ``fit`` (training, and the battle's seeds) and
+    ``val`` (best epoch); ``test`` is held out for evaluation and the champion/challenger comparison."""
+
+    train: list[Example]
+    test: list[Example]
+    fit: list[Example]
+    val: list[Example]
+
+    @property
+    def seeds(self) -> list[Example]:
+        """Toxic texts to attack: from ``fit`` only, so that no validation text comes back through the
+        battle's failures into a challenger's training set."""
+        return [e for e in self.fit if e.label == 1]
+
+
+def load_splits(cfg: ArenaConfig) -> Splits:
+    """The deterministic splits every entry point (loop, CLI, API battles, KFP steps) uses."""
+    train, test = load_dataset(cfg)
+    fit, val = split_examples(train, test_fraction=0.1, seed=cfg.data.split_seed + 1)
+    return Splits(train, test, fit, val)
+
+
 def ensure_champion(ws: Workspace, train: Sequence[Example], val: Sequence[Example]) -> tuple[int, bool]:
     """The registered champion's version; trains and registers the first one when there is none."""
     version = ws.registry.version_for(CHAMPION)
@@ -227,14 +251,14 @@ def run_pipeline(cfg: ArenaConfig, *, console: Any | None = None) -> PipelineSum
     strategies = resolve_strategies(cfg.attack.strategies, llm=cfg.llm_options())
 
     with stage("load data"):
-        train, test = load_dataset(cfg)
-        fit_set, val = split_examples(train, test_fraction=0.1, seed=cfg.data.split_seed + 1)
+        splits = load_splits(cfg)
+        test, fit_set, val = splits.test, splits.fit, splits.val
     with stage("champion"):
         champion_version, bootstrapped = ensure_champion(ws, fit_set, val)
         champion = load_defender(ws.registry.uri(champion_version), cfg)
         champion.version = str(champion_version)
         bind_adaptive(strategies, champion)  # "adaptive" in attack.strategies searches this champion
-    seeds = [e for e in train if e.label == 1]
+    seeds = splits.seeds
     with stage.progress(f"attack: {cfg.attack.rounds} rounds × {len(strategies)} strategies") as on_progress:
         battle = run_battle(ws, champion, strategies, seeds, champion_version, on_progress=on_progress)
     with stage("evaluate champion on clean and adversarial held-out sets"):

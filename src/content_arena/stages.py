@@ -150,12 +150,10 @@ def _workspace(cfg: ArenaConfig) -> Iterator[Any]:
 
 def _splits(cfg: ArenaConfig) -> dict[str, list[Any]]:
     """The same deterministic splits the in-process loop uses, recomputed from the config."""
-    from content_arena.data import split_examples
-    from content_arena.orchestrator import load_dataset
+    from content_arena.orchestrator import load_splits
 
-    train_set, test = load_dataset(cfg)
-    fit_set, val = split_examples(train_set, test_fraction=0.1, seed=cfg.data.split_seed + 1)
-    return {"train": train_set, "test": test, "fit": fit_set, "val": val, "seeds": [e for e in train_set if e.label == 1]}
+    splits = load_splits(cfg)
+    return {"train": splits.train, "test": splits.test, "fit": splits.fit, "val": splits.val, "seeds": splits.seeds}
 
 
 def _strategies(cfg: ArenaConfig) -> list[Any]:

@@ -112,7 +112,7 @@ class CountingStore:
 
 
 def battle_seeds(ctx: ServiceContext, seed_source: str, limit: int | None = None) -> list[Example]:
-    """Toxic seed texts: the configured dataset's training split ("seed") or the stored training data.
+    """Toxic seed texts: the configured dataset's fit split ("seed", as the loop attacks) or the stored training data.
 
     ``limit`` is the battle's recorded seed count, so a resumed battle plays the same plan even if more
     training data has been stored since (samples are only ever appended).
@@ -120,10 +120,9 @@ def battle_seeds(ctx: ServiceContext, seed_source: str, limit: int | None = None
     if seed_source == "training_data":
         seeds = [Example(s.text, 1) for s in ctx.store.list_training_samples() if s.label == 1]
     else:
-        from content_arena.orchestrator import load_dataset
+        from content_arena.orchestrator import load_splits
 
-        train, _ = load_dataset(ctx.cfg)
-        seeds = [e for e in train if e.label == 1]
+        seeds = load_splits(ctx.cfg).seeds
     return seeds[:limit] if limit else seeds
 
 
