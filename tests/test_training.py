@@ -148,3 +148,35 @@ def test_registry_versions_aliases_and_download(champion, tmp_path):
     assert defender.ready
     with pytest.raises(ModelNotFound, match="alias 'challenger'"):
         registry.download("models:/content-filter@challenger")
+
+
+def test_mlflow_http_settings_reach_mlflow_client(tmp_path, monkeypatch):
+    """``mlflow.http_*`` become the variables MLflow's HTTP client reads: with no retries, a tracking
+    server that refuses connections fails the call at once as a RegistryError (MLflow's defaults, 7
+    retries with back-off factor 2, would keep this test waiting for minutes)."""
+    import socket
+
+    import mlflow.environment_variables as mlflow_env
+
+    from content_arena.registry import RegistryError
+
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)  # restored by monkeypatch after the test
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    cfg = load_config(None, home=str(tmp_path), mlflow={
+        "tracking_uri": f"http://127.0.0.1:{closed_port}", "http_retries": 0, "http_backoff_factor": 1,
+        "http_timeout_s": 5,
+    })
+    registry = ModelRegistry.from_config(cfg)
+    assert mlflow_env.MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 0
+    assert mlflow_env.MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get() == 1
+    assert mlflow_env.MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 5
+    with pytest.raises(RegistryError, match=f"127.0.0.1:{closed_port}"):
+        registry.versions()
+
+    unset = load_config(None, home=str(tmp_path))
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    ModelRegistry.from_config(unset)
+    assert mlflow_env.MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 7  # None keeps MLflow's own default

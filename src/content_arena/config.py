@@ -51,6 +51,11 @@ class MlflowConfig(_Section):
     artifact_location: str = "{home}/mlartifacts"
     experiment: str = "content-arena"
     model_name: str = "content-filter"
+    # How MLflow's HTTP client retries a tracking server that does not answer; None keeps MLflow's own
+    # defaults (7 retries, back-off factor 2, 120 s timeout: minutes before a pipeline step fails).
+    http_retries: int | None = Field(None, ge=0, le=100)
+    http_backoff_factor: int | None = Field(None, ge=0, le=120)  # MLflow reads an integer
+    http_timeout_s: int | None = Field(None, ge=1, le=3600)
 
 
 class ModelConfig(_Section):

@@ -6,7 +6,9 @@ active-run state, so the API, the CLI and pipeline components can share a proces
 MLflow failing (a tracking server that is down, refuses or times out) surfaces as one
 :class:`RegistryError` that names the server and the operation, never as "no such model": a lookup
 answers None / [] only when MLflow itself says the model or alias does not exist. The MLflow client
-retries HTTP requests first (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``).
+retries HTTP requests first: ``mlflow.http_retries``, ``mlflow.http_backoff_factor`` and
+``mlflow.http_timeout_s`` set MLflow's ``MLFLOW_HTTP_REQUEST_*`` variables, which its client reads on
+every request (process-wide: MLflow has no per-client setting).
 """
 
 from __future__ import annotations
@@ -135,6 +137,20 @@ class ModelVersionInfo:
         }
 
 
+def apply_http_settings(cfg: ArenaConfig) -> dict[str, str]:
+    """Set the ``MLFLOW_HTTP_REQUEST_*`` variables the config names; returns what it set."""
+    import os
+
+    wanted = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": cfg.mlflow.http_retries,
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": cfg.mlflow.http_backoff_factor,
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": cfg.mlflow.http_timeout_s,
+    }
+    applied = {name: str(value) for name, value in wanted.items() if value is not None}
+    os.environ.update(applied)
+    return applied
+
+
 class ModelRegistry:
     def __init__(
         self,
@@ -160,6 +176,7 @@ class ModelRegistry:
     @classmethod
     def from_config(cls, cfg: ArenaConfig | None = None) -> ModelRegistry:
         cfg = cfg or load_config()
+        apply_http_settings(cfg)
         return cls(
             tracking_uri=cfg.tracking_uri,
             registry_uri=cfg.registry_uri,
