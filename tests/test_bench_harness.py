@@ -79,10 +79,11 @@ def test_quality_compares_the_champion_with_both_baselines(payload: dict[str, An
                    "evasion: nfd", "attacked-clean FPR: spacing", "training time"):
         assert figure in rows
     assert rows["clean F1"]["baseline"] == "tfidf-lr"
-    assert set(rows["clean F1"]["others"]) >= {"tfidf-lr+norm", "korcen"}
+    assert set(rows["clean F1"]["others"]) >= {"tfidf-lr+norm", "korcen", "champion-hardened"}
     details = payload["details"]["quality"]
     assert details["split"] == {"seed": 0, "test_fraction": 0.2} and details["n_test"] == harness.TINY.quality_test
-    assert set(details["reports"]) == {"champion", "tfidf-lr", "tfidf-lr+norm", "korcen"}
+    assert set(details["reports"]) == {"champion", "champion-hardened", "tfidf-lr", "tfidf-lr+norm", "korcen"}
+    assert details["models"]["champion-hardened"]["n_fit"] > details["models"]["champion"]["n_fit"]
 
 
 def test_table_prints_every_row_with_its_baseline(payload: dict[str, Any], capsys: pytest.CaptureFixture) -> None:

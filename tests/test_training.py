@@ -180,3 +180,47 @@ def test_mlflow_http_settings_reach_mlflow_client(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
     ModelRegistry.from_config(unset)
     assert mlflow_env.MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 7  # None keeps MLflow's own default
+
+
+def test_rule_variants_keep_labels_take_turns_and_repeat():
+    from content_arena.attacks import get_strategy
+    from content_arena.data import Example
+    from content_arena.data_augmentor import with_rule_variants
+
+    examples = [Example("시발 진짜 짜증나네", 1), Example("오늘 시간 있어?", 0), Example("좋은 아침입니다", 0),
+                Example("this is fucking stupid", 1), Example("see you at six", 0), Example("병신 같은 소리", 1)]
+    strategies = [get_strategy("spacing"), get_strategy("leet_phonetic")]
+    out = with_rule_variants(examples, strategies, share=1.0, seed=3)
+    assert out[: len(examples)] == examples
+    # share 1.0: every text gets a variant, the strategies take turns, labels are kept, and a variant
+    # identical to its original is dropped.
+    expected = []
+    for index, example in enumerate(examples):
+        strategy = strategies[index % 2]
+        variant = strategy.attack(example.text, seed=3 + index)
+        if variant != example.text:
+            expected.append((variant, example.label, f"harden:{strategy.name}"))
+    assert [(e.text, e.label, e.source) for e in out[len(examples):]] == expected
+    assert {source for *_, source in expected} == {"harden:spacing", "harden:leet_phonetic"}
+    assert out == with_rule_variants(examples, strategies, share=1.0, seed=3)  # deterministic
+    many = examples * 20
+    half = with_rule_variants(many, strategies, share=0.5, seed=3)
+    assert len(many) * 1.3 < len(half) < len(many) * 1.7
+    assert with_rule_variants(examples, [], share=1.0) == examples
+
+
+def test_hardened_champion_trains_on_rule_variants(corpus, tmp_path):
+    from content_arena.attacks import UnknownStrategyError
+
+    train, test = corpus
+    cfg = load_config(None, home=str(tmp_path / ".arena"),
+                      **{**TINY, "training": {**TINY["training"], "harden_strategies": ["spacing", "leet_phonetic"],
+                                              "harden_share": 0.5}})
+    result = train_champion(train, tmp_path / "hardened", cfg, val_examples=test[:100])
+    assert len(train) * 1.3 < result.n_train < len(train) * 1.6
+    assert TransformerDefender(result.model_dir).load().scores(["오늘 시간 있어?"]).shape == (1,)
+
+    bad = load_config(None, home=str(tmp_path / ".arena"),
+                      **{**TINY, "training": {**TINY["training"], "harden_strategies": ["no_such_rule"]}})
+    with pytest.raises(UnknownStrategyError, match="no_such_rule"):
+        train_champion(train, tmp_path / "bad", bad, val_examples=test[:100])

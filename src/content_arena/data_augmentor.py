@@ -201,6 +201,31 @@ def _bound_adaptive(strategies: Sequence[Strategy]) -> AdaptiveAttacker | None:
     return None
 
 
+def with_rule_variants(
+    examples: Sequence[Example], strategies: Sequence[Strategy], share: float, seed: int = 0
+) -> list[Example]:
+    """``examples`` plus one variant, label kept, of a ``share`` of them: the strategies take turns and
+    each text gets its own attack seed. Variants equal to their original (nothing to attack) are dropped.
+
+    Used to harden a first champion against obfuscations known in advance (``training.harden_strategies``);
+    the loop's challengers learn from what the battle found instead.
+    """
+    if not strategies:
+        return list(examples)
+    rng = random.Random(seed)
+    out = list(examples)
+    turn = 0
+    for index, example in enumerate(examples):
+        if rng.random() >= share:
+            continue
+        strategy = strategies[turn % len(strategies)]
+        turn += 1
+        variant = strategy.attack(example.text, seed=seed + index)
+        if variant != example.text:
+            out.append(Example(text=variant, label=example.label, lang=example.lang, source=f"harden:{strategy.name}"))
+    return out
+
+
 def with_replay(augmented: Sequence[Example], original: Sequence[Example], ratio: float, seed: int = 0) -> list[Example]:
     """Mix in ``ratio`` × len(augmented) original examples so the challenger keeps what it knew."""
     rng = random.Random(seed)

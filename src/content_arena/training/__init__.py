@@ -171,6 +171,15 @@ def train_champion(
     """Full fine-tune: a small model built from config (tokenizer trained here) or ``model.base_model``."""
     _set_threads(cfg.training.torch_threads)
     torch.manual_seed(cfg.training.seed)
+    if cfg.training.harden_strategies:
+        from content_arena.attacks import resolve_strategies
+        from content_arena.data_augmentor import with_rule_variants
+
+        before = len(examples)
+        examples = with_rule_variants(examples, resolve_strategies(cfg.training.harden_strategies),
+                                      cfg.training.harden_share, seed=cfg.training.seed)
+        log.info("hardening with %s: %d rule variants added to %d examples",
+                 ", ".join(cfg.training.harden_strategies), len(examples) - before, before)
     texts, labels = _texts_labels(examples, cfg.training.max_train_examples)
     started = time.perf_counter()
     if cfg.model.base_model:
@@ -192,6 +201,7 @@ def train_champion(
         "vocab_size": tokenizer.get_vocab_size(),
         "hidden_size": cfg.model.hidden_size,
         "num_layers": cfg.model.num_layers,
+        "harden_strategies": ",".join(cfg.training.harden_strategies) or "none",
     }
     if tracker:
         tracker.log_params(params)
