@@ -106,9 +106,10 @@ class TrainingConfig(_Section):
     torch_threads: int | None = Field(None, ge=1)
     max_train_examples: int | None = Field(None, ge=1)
     # Rule strategies whose variants of the champion's own training texts (labels kept) are added to
-    # its training set: off by default. On BEEP! (spacing + leet_phonetic, share 1.0) it cut the
-    # leet-garbled clean texts flagged from 35 to 8 points above the clean FPR, at F1 -0.014 and
-    # leet_phonetic evasion 0.016 -> 0.070 (README, "Hardening the first champion").
+    # its training set: off by default, because it trades one robustness figure for others. On BEEP!
+    # (spacing + leet_phonetic, share 1.0; `python -m bench --only quality`) leet-garbled clean texts
+    # were flagged 12 instead of 35 points above the clean FPR, but leet_phonetic evasion rose from
+    # 0.016 to 0.076 and spaced clean texts from +1.4 to +5.9 points; F1 -0.002 (see the README).
     harden_strategies: list[str] = Field(default_factory=list)
     harden_share: float = Field(1.0, gt=0.0, le=1.0)
 
