@@ -31,3 +31,31 @@ def test_single_class_has_no_auroc_and_no_division_error():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError):
         binary_metrics(np.zeros(3), np.zeros(4))
+
+
+def test_f1_optimal_threshold_finds_the_cut_and_prefers_the_usual_one_on_ties():
+    from content_arena.metrics import f1_optimal_threshold
+
+    labels = np.array([0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.35, 0.6, 0.7, 0.9])
+    threshold, f1 = f1_optimal_threshold(labels, scores)
+    # every cut in (0.30, 0.35] separates the classes perfectly; 0.35 is the one nearest 0.5
+    assert threshold == pytest.approx(0.35) and f1 == pytest.approx(1.0)
+    assert binary_metrics(labels, scores, threshold).f1 == pytest.approx(f1)
+    # perfectly separable anywhere in the range: 0.5 stays
+    separable = np.array([0.05, 0.1, 0.15, 0.85, 0.9, 0.95, 0.99])
+    assert f1_optimal_threshold(labels, separable)[0] == pytest.approx(0.5)
+    assert f1_optimal_threshold(labels, separable, prefer=0.3)[0] == pytest.approx(0.3)
+
+
+def test_f1_optimal_threshold_stays_in_its_range_and_checks_input():
+    from content_arena.metrics import f1_optimal_threshold
+
+    labels = np.array([0, 1, 1, 1])
+    scores = np.array([0.01, 0.02, 0.03, 0.04])  # the F1-best cut would be 0.02, below the range
+    threshold, _ = f1_optimal_threshold(labels, scores, low=0.2, high=0.8)
+    assert 0.2 <= threshold <= 0.8
+    with pytest.raises(ValueError, match="shape"):
+        f1_optimal_threshold(labels, scores[:3])
+    with pytest.raises(ValueError, match="range"):
+        f1_optimal_threshold(labels, scores, low=0.9, high=0.1)

@@ -9,6 +9,7 @@ from content_arena.defender.ngram_bert import (
     NgramBertConfig,
     NgramBertForSequenceClassification,
     hash_ngrams,
+    ngram_document_frequency,
 )
 
 
@@ -140,3 +141,71 @@ def test_zero_buckets_build_a_plain_bert(tiny_config):
     model = build_small_classifier(model_cfg.model_copy(update={"ngram_buckets": 0}), tokenizer)
     assert type(model) is BertForSequenceClassification
     assert isinstance(build_small_classifier(model_cfg, tokenizer), NgramBertForSequenceClassification)
+
+
+def test_document_frequency_counts_each_text_once():
+    # token 5 three times in the first text, once in the second; the empty text counts for nothing
+    df, n = ngram_document_frequency([[5, 5, 5], [5, 6], []], [1], 64)
+    assert n == 2
+    five, _ = hash_ngrams(torch.tensor([[5]]), torch.ones(1, 1, dtype=torch.long), [1], 64)
+    six, _ = hash_ngrams(torch.tensor([[6]]), torch.ones(1, 1, dtype=torch.long), [1], 64)
+    assert df[five[0, 0]].item() == 2 and df[six[0, 0]].item() == 1 and df.sum().item() == 3
+
+
+def test_idf_pooling_weights_rare_ngrams_and_is_saved_with_the_model(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    model = _model(ngram_pooling="idf", ngram_orders=[1])
+    # token 7 in every text, token 9 in one: 9 gets the larger weight
+    model.set_ngram_idf([[7, 9], [7], [7, 8], [7, 8]])
+    buckets, _ = hash_ngrams(torch.tensor([[7, 9]]), torch.ones(1, 2, dtype=torch.long), [1], 256)
+    b7, b9 = buckets[0].tolist()
+    assert model.ngram_idf[b9] > model.ngram_idf[b7] == pytest.approx(1.0)
+    ids, mask = torch.tensor([[7, 9]]), torch.ones(1, 2, dtype=torch.long)
+    pooled = model.ngram_features(ids, mask)
+    e7, e9 = model.ngram_embeddings.weight[b7], model.ngram_embeddings.weight[b9]
+    w7, w9 = model.ngram_idf[b7], model.ngram_idf[b9]
+    expected = (w7 * e7 + w9 * e9) / torch.sqrt(w7**2 + w9**2)
+    torch.testing.assert_close(pooled[0], expected)
+    # padding changes nothing, and the weights travel with the saved model
+    padded = model.ngram_features(torch.tensor([[7, 9, 0, 0]]), torch.tensor([[1, 1, 0, 0]]))
+    torch.testing.assert_close(padded, pooled)
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded.ngram_idf, model.ngram_idf)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+def test_mean_pooling_models_have_no_idf_and_bad_pooling_is_refused():
+    model = _model()
+    assert model.config.ngram_pooling == "mean" and not hasattr(model, "ngram_idf")
+    with pytest.raises(ValueError, match="ngram_pooling='idf'"):
+        model.set_ngram_idf([[1, 2]])
+    with pytest.raises(ValueError, match="ngram_pooling"):
+        _config(ngram_pooling="max")
+
+
+def test_stage_two_starts_from_the_fitted_ngram_branch(tiny_config):
+    """The encoder's head is zeroed after stage 1: the two-branch model predicts what the branch alone did."""
+    from content_arena.data import load_seed_corpus
+    from content_arena.training import _fit_ngram_branch, _pad_id
+    from content_arena.training.model_factory import build_small_classifier
+    from content_arena.training.tokenizer import train_tokenizer
+
+    cfg = tiny_config()
+    examples = load_seed_corpus()[:300]
+    texts, labels = [e.text for e in examples], [e.label for e in examples]
+    tokenizer = train_tokenizer(texts, vocab_size=cfg.model.vocab_size)
+    torch.manual_seed(0)
+    model = build_small_classifier(cfg.model, tokenizer)
+    fit_args = dict(pad_id=_pad_id(model, tokenizer), epochs=1, learning_rate=3e-3, weight_decay=0.0)
+    _fit_ngram_branch(model, tokenizer, texts, labels, None, cfg, None, fit_args)
+    ids = torch.tensor([tokenizer.encode(texts[0]).ids])
+    model.eval()
+    with torch.no_grad():
+        both = model(input_ids=ids).logits
+        model.branches = "ngram"
+        alone = model(input_ids=ids).logits
+    torch.testing.assert_close(both, alone)
+    assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith("ngram_"))

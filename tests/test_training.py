@@ -224,3 +224,32 @@ def test_hardened_champion_trains_on_rule_variants(corpus, tmp_path):
                       **{**TINY, "training": {**TINY["training"], "harden_strategies": ["no_such_rule"]}})
     with pytest.raises(UnknownStrategyError, match="no_such_rule"):
         train_champion(train, tmp_path / "bad", bad, val_examples=test[:100])
+
+
+def test_champion_threshold_is_tuned_on_validation_and_challengers_inherit_it(champion, corpus, tmp_path):
+    from content_arena.metrics import binary_metrics, f1_optimal_threshold
+
+    cfg, result = champion
+    _, test = corpus
+    val = test[:200]  # what the module's champion validated on: enough texts to tune
+    threshold = read_manifest(result.model_dir).threshold
+    scores = TransformerDefender(result.model_dir).load().scores([e.text for e in val])
+    labels = np.array([e.label for e in val])
+    assert 0.2 <= threshold <= 0.8
+    assert threshold == pytest.approx(f1_optimal_threshold(labels, scores)[0])
+    assert binary_metrics(labels, scores, threshold).f1 >= binary_metrics(labels, scores, 0.5).f1
+
+    challenger = train_challenger(result.model_dir, test[:60], tmp_path / "challenger", cfg, val_examples=test[60:120])
+    assert read_manifest(challenger.model_dir).threshold == threshold
+
+
+def test_threshold_stays_configured_with_few_validation_texts_or_tuning_off(corpus, tmp_path):
+    train, test = corpus
+    tiny = {**TINY, "training": {**TINY["training"], "epochs": 1}, "model": {**TINY["model"], "threshold": 0.45}}
+    few = train_champion(train[:200], tmp_path / "few", load_config(None, home=str(tmp_path / "a"), **tiny),
+                         val_examples=test[:50])
+    assert read_manifest(few.model_dir).threshold == 0.45
+    off = {**tiny, "training": {**tiny["training"], "tune_threshold": False}}
+    fixed = train_champion(train[:200], tmp_path / "off", load_config(None, home=str(tmp_path / "b"), **off),
+                           val_examples=test[:250])
+    assert read_manifest(fixed.model_dir).threshold == 0.45

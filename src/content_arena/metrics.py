@@ -66,3 +66,27 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     ranks[order] = np.repeat(avg, counts)
     rank_sum = ranks[labels == 1].sum()
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def f1_optimal_threshold(
+    labels: np.ndarray, scores: np.ndarray, *, low: float = 0.2, high: float = 0.8, step: float = 0.01,
+    prefer: float = 0.5,
+) -> tuple[float, float]:
+    """The threshold in ``[low, high]`` (a grid of ``step``) with the best F1, and that F1.
+
+    Among equally good thresholds the one closest to ``prefer`` wins, so a flat F1 curve leaves the
+    usual 0.5 alone. The range is bounded: a threshold near 0 or 1 fitted on a few hundred
+    validation texts would be noise, not calibration.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    if labels.shape != scores.shape:
+        raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
+    if not 0.0 < low <= high < 1.0:
+        raise ValueError(f"threshold range must satisfy 0 < low <= high < 1, got {low}..{high}")
+    grid = np.round(np.arange(low, high + step / 2, step), 6)
+    f1s = np.array([binary_metrics(labels, scores, float(t)).f1 for t in grid])
+    best = f1s.max()
+    candidates = grid[np.isclose(f1s, best, rtol=0.0, atol=1e-12)]
+    chosen = float(candidates[np.argmin(np.abs(candidates - prefer))])
+    return chosen, float(best)
