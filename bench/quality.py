@@ -77,6 +77,7 @@ def train_models(ctx: Context, train: list[Any]) -> tuple[dict[str, Any], dict[s
                         "best_epoch": result.best_epoch, "hidden_size": cfg.model.hidden_size,
                         "num_layers": cfg.model.num_layers}
     models["champion"] = TransformerDefender(result.model_dir, batch_size=64, device="cpu").load()
+    info["champion"]["threshold"] = models["champion"].threshold  # tuned on the validation part
     # The same champion hardened against the two rules the normaliser cannot undo (opt-in config).
     hardened_cfg = ctx.config(ctx.workdir / "quality-home-hardened", model=dict(ctx.sizes.model_overrides),
                               training={**overrides, "harden_strategies": list(HARDEN_STRATEGIES)})
@@ -86,6 +87,7 @@ def train_models(ctx: Context, train: list[Any]) -> tuple[dict[str, Any], dict[s
     info[HARDENED] = {"train_seconds": time.perf_counter() - started, "n_fit": hardened.n_train,
                       "harden_strategies": list(HARDEN_STRATEGIES), "best_epoch": hardened.best_epoch}
     models[HARDENED] = TransformerDefender(hardened.model_dir, batch_size=64, device="cpu").load()
+    info[HARDENED]["threshold"] = models[HARDENED].threshold
     for normalize in (False, True):
         started = time.perf_counter()
         model = TfidfLRDefender(train, normalize=normalize).load()
