@@ -6,7 +6,8 @@ test_fraction=0.2)``. Every model learns from the train part only, and every mod
 strategies, seed 10007), so evasion and attacked-clean FPR mean the same thing for all of them.
 
 - champion: ``train_champion`` with the default config on 90% of the train part (the other 10% picks
-  the best epoch, as the loop does); its tokenizer also sees the unlabelled comments.
+  the best epoch and the F1-best threshold, as the loop does); its tokenizer and its n-gram IDF table
+  also see the unlabelled comments.
 - champion-hardened: the same with ``training.harden_strategies: [spacing, leet_phonetic]`` (a variant of
   every training text added, label kept).
 - tfidf-lr: char 1–4-gram TF-IDF + logistic regression on the whole train part, raw text.
