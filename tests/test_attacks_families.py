@@ -131,7 +131,7 @@ def test_every_changed_word_stays_readable(name: str) -> None:
                 assert recoverable(before, after), (name, before, after, reading_distance(before, after))
 
 
-@pytest.mark.parametrize("name", ["ko_shape", "ko_roman", "ko_keyboard", "ko_chosung", "ko_consonant", "en_hangul"])
+@pytest.mark.parametrize("name", ["ko_shape", "ko_roman", "ko_chosung", "ko_consonant", "en_hangul"])
 def test_families_survive_the_normaliser(name: str) -> None:
     """Unlike the unicode tricks, these change what the model sees after normalisation."""
     strategy = get_strategy(name)
@@ -335,3 +335,13 @@ def test_readability_proxy_bounds() -> None:
     assert recoverable("병신", "ㅂㅅ") and recoverable("병신은", "ㅂ신은") and recoverable("시발", "tlqkf")
     assert recoverable("fucking", "퍼킹") and not recoverable("시발", "ㅂㅅ")
     assert edit_distance("idiot", "idoit") == 1 and edit_distance("", "abc") == 3
+
+
+def test_the_normaliser_reads_keyboard_mode_words_back() -> None:
+    """ko_keyboard is undone by the defender's normaliser (step 7), up to tense consonants (ㅆ -> ㅅ)."""
+    strategy = get_strategy("ko_keyboard")
+    for text, stem in (("이 시발 놈아 꺼져", "시발"), ("병신 같은 소리 하네", "병신"), ("지랄하지 마라 진짜", "지랄")):
+        variant = strategy.attack(text, 0)
+        assert stem not in variant and any(c.isascii() and c.isalpha() for c in variant)
+        assert stem in normalize(variant), (text, variant, normalize(variant))
+    assert normalize("쓰레기 같은 놈") != normalize(strategy.attack("쓰레기 같은 놈", 0))  # 쓰 comes back as 스

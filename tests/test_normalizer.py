@@ -54,6 +54,15 @@ from content_arena.defender.normalizer import (
         ("I am a boy", "i am a boy"),
         ("e.g. this", "e.g. this"),
         ("가 나.다", "가 나.다"),  # different separators
+        # keyboard-mode words in Korean texts; Latin words that spell no common syllables stay
+        ("이 tlqkf 놈아", "이 시발 놈아"),
+        ("qudtls같은 소리", "병신같은 소리"),
+        ("ㅈrkxdms 패치", "ㅈ같은 패치"),
+        ("Tlqkf 진짜", "시발 진짜"),  # case is gone by step 7: ㅆ comes back as ㅅ
+        ("가 나 다 t l q k f", "가나다 시발"),  # joined by step 6, then read back
+        ("update 했음 blog.naver.com", "update 했음 blog.naver.com"),
+        ("rkr 정도", "rkr 정도"),  # fewer than 4 letters
+        ("tlqkf you", "tlqkf you"),  # no Hangul in the text: English is left alone
         ("", ""),
     ],
 )

@@ -240,3 +240,19 @@ def recompose_jamo(text: str) -> str:
     The function is idempotent.
     """
     return _JAMO_RUN_RE.sub(_recompose_match, text)
+
+
+#: The key of the standard 2-set (dubeolsik) Korean keyboard -> the compatibility jamo it types;
+#: with Shift, Q W E R T O P give the tense consonants and the two ㅖ/ㅒ vowels.
+KEYBOARD_JAMO: dict[str, str] = {
+    **dict(zip("qwertyuiopasdfghjklzxcvbnm", "ㅂㅈㄷㄱㅅㅛㅕㅑㅐㅔㅁㄴㅇㄹㅎㅗㅓㅏㅣㅋㅌㅊㅍㅠㅜㅡ", strict=True)),
+    "Q": "ㅃ", "W": "ㅉ", "E": "ㄸ", "R": "ㄲ", "T": "ㅆ", "O": "ㅒ", "P": "ㅖ",
+}
+
+
+def keyboard_decode(keys: str) -> str:
+    """The Hangul that ``keys`` types in Korean keyboard mode (``'tlqkf'`` -> ``'시발'``, ``'Tlqkf'`` -> ``'씨발'``).
+
+    Other characters pass through; keys that spell no syllable stay as jamo (``'rr'`` -> ``'ㄱㄱ'``).
+    """
+    return recompose_jamo("".join(KEYBOARD_JAMO.get(k, KEYBOARD_JAMO.get(k.lower(), k)) for k in keys))

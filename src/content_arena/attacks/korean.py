@@ -29,7 +29,7 @@ from functools import cache
 from content_arena.attacks.lexicon import ABBREVIATIONS, chosung
 from content_arena.attacks.simple import letter_gaps
 from content_arena.attacks.transform import RuleStrategy, Site, Transformation, rule_strategy
-from content_arena.hangul import COMPAT_FINALS, COMPAT_INITIALS, COMPAT_MEDIALS
+from content_arena.hangul import COMPAT_FINALS, COMPAT_INITIALS, COMPAT_MEDIALS, keyboard_decode
 
 __all__ = [
     "KEYBOARD_KEYS",
@@ -304,7 +304,6 @@ KEYBOARD_KEYS: dict[str, str] = {
     "ㄳ": "rt", "ㄵ": "sw", "ㄶ": "sg", "ㄺ": "fr", "ㄻ": "fa", "ㄼ": "fq", "ㄽ": "ft", "ㄾ": "fx", "ㄿ": "fv",
     "ㅀ": "fg", "ㅄ": "qt",
 }
-_KEY_TO_JAMO = {key: jamo for jamo, key in KEYBOARD_KEYS.items() if len(key) == 1}
 
 
 def _keyboard(char: str) -> str:
@@ -313,17 +312,11 @@ def _keyboard(char: str) -> str:
     return keys + KEYBOARD_KEYS[COMPAT_FINALS[final]] if final else keys
 
 
-def keyboard_decode(keys: str) -> str:
-    """The Hangul that ``keys`` types in Korean keyboard mode (``'tlqkf'`` -> ``'시발'``)."""
-    from content_arena.hangul import recompose_jamo
-
-    return recompose_jamo("".join(_KEY_TO_JAMO.get(k, _KEY_TO_JAMO.get(k.lower(), k)) for k in keys))
-
-
 class KeyboardTyping(Transformation):
     """The stem as typed with the keyboard left in English mode: 시발→tlqkf, 병신→qudtls.
 
-    Korean users read these back by the keyboard layout (:func:`keyboard_decode` is the reverse table).
+    Korean users read these back by the keyboard layout (:func:`content_arena.hangul.keyboard_decode`
+    is the reverse table; the defender's normaliser applies it to Korean texts).
     """
 
     name = "ko_keyboard"

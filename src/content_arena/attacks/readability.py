@@ -24,7 +24,7 @@ keyboard typing (``tlqkf``) read through a reverse table instead - see :func:`re
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 
 __all__ = [
     "READABLE_DISTANCE",
@@ -45,7 +45,8 @@ def _normalizer():
     # Imported on first use: importing content_arena.defender pulls in torch and transformers.
     from content_arena.defender.normalizer import normalize
 
-    return normalize
+    # Without reading keyboard-mode words back: recoverable() has its own reverse table for those.
+    return partial(normalize, keyboard=False)
 
 
 def _normalize(text: str) -> str:

@@ -19,7 +19,13 @@
    with the same symbol separator (``f.u.c.k``, ``a*s*s``) or at least 4 letters separated by spaces
    (``f u c k``). A separator is 1-3 characters from space and ``. , * _ - ~ · • / | + ^ = : ;``.
    Normal text keeps its spaces; a sentence of single-syllable words (``너 좀 잘 해``) is joined too,
-   which is the price of this step.
+   which is the price of this step;
+7. **keyboard-mode words**, in texts that contain Hangul: a Latin word of 4 or more letters that a
+   2-set Korean keyboard turns into 2 or more common syllables (KS X 1001) is replaced by them:
+   ``tlqkf`` -> ``시발``, ``qudtls`` -> ``병신`` (typing with the keyboard left in English mode). Case
+   is gone by then, so tense consonants come back plain (``Tlqkf`` -> ``시발``). English words that
+   happen to spell syllables are rewritten too: in 42k BEEP! comments, 24 of 2,049 Latin words were
+   (``always``, ``girl``, ``rock``); texts without Hangul are never touched.
 
 The result is idempotent (``normalize(normalize(x)) == normalize(x)``) for every string, and
 :func:`normalize` never raises on ``str`` input.
@@ -31,7 +37,13 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from content_arena.hangul import HALFWIDTH_TO_COMPAT, recompose_jamo
+from content_arena.hangul import (
+    HALFWIDTH_TO_COMPAT,
+    has_hangul_syllable,
+    is_syllable,
+    keyboard_decode,
+    recompose_jamo,
+)
 
 __all__ = ["INVISIBLE_CHARACTERS", "HOMOGLYPH_FOLDS", "Normalizer", "normalize", "normalize_many"]
 
@@ -101,6 +113,26 @@ def _join_blank(match: re.Match[str]) -> str:
     return match.group().replace(" ", "")
 
 
+_KEYBOARD_WORD = re.compile(r"(?<![0-9a-z])[a-z]{4,}(?![0-9a-z])")
+
+
+def _common_syllables(text: str) -> bool:
+    """2 or more syllables, all among the 2,350 of KS X 1001 (the ones EUC-KR can encode)."""
+    if len(text) < 2 or not all(is_syllable(char) for char in text):
+        return False
+    try:
+        text.encode("euc-kr")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _decode_keyboard_word(match: re.Match[str]) -> str:
+    keys = match.group()
+    hangul = keyboard_decode(keys)
+    return hangul if _common_syllables(hangul) else keys
+
+
 def _nfkc_keeping_compat_jamo(text: str) -> str:
     if unicodedata.is_normalized("NFKC", text):
         return text
@@ -122,8 +154,12 @@ def _finish(text: str) -> str:
     return text
 
 
-def normalize(text: str) -> str:
-    """Normalise one text (see the module docstring for the steps). Idempotent, never raises."""
+def normalize(text: str, *, keyboard: bool = True) -> str:
+    """Normalise one text (see the module docstring for the steps). Idempotent, never raises.
+
+    ``keyboard=False`` skips step 7 (the attacks' readability proxy compares keyboard-mode words
+    through its own reverse table).
+    """
     if text.isascii():
         return _finish(text.lower())
     text = text.translate(_PRE_TABLE)
@@ -134,7 +170,11 @@ def normalize(text: str) -> str:
         # Lowercasing or folding can make a letter compose with the combining mark after it
         # (Cyrillic с + U+0301 -> Latin ć, Ϊ + U+0301 -> ΐ); compose now so a second pass changes nothing.
         text = unicodedata.normalize("NFC", text)
-    return _finish(text)
+    text = _finish(text)
+    # Step 7 comes last: the joins of step 6 can assemble a keyboard-mode word (t l q k f).
+    if keyboard and has_hangul_syllable(text):
+        text = _KEYBOARD_WORD.sub(_decode_keyboard_word, text)
+    return text
 
 
 def normalize_many(texts: Iterable[str]) -> list[str]:
