@@ -59,3 +59,17 @@ def test_f1_optimal_threshold_stays_in_its_range_and_checks_input():
         f1_optimal_threshold(labels, scores[:3])
     with pytest.raises(ValueError, match="range"):
         f1_optimal_threshold(labels, scores, low=0.9, high=0.1)
+
+
+def test_f1_tolerance_keeps_the_threshold_near_the_preferred_one():
+    from content_arena.metrics import f1_optimal_threshold
+
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 2, 400)
+    scores = np.clip(labels * 0.15 + rng.random(400) * 0.85, 0.0, 1.0)
+    exact, best = f1_optimal_threshold(labels, scores)
+    loose, f1 = f1_optimal_threshold(labels, scores, tolerance=0.02)
+    assert f1 >= best - 0.02 - 1e-12 and f1 == pytest.approx(binary_metrics(labels, scores, loose).f1)
+    assert abs(loose - 0.5) <= abs(exact - 0.5)
+    with pytest.raises(ValueError, match="tolerance"):
+        f1_optimal_threshold(labels, scores, tolerance=-0.1)

@@ -70,13 +70,15 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
 
 def f1_optimal_threshold(
     labels: np.ndarray, scores: np.ndarray, *, low: float = 0.2, high: float = 0.8, step: float = 0.01,
-    prefer: float = 0.5,
+    prefer: float = 0.5, tolerance: float = 0.0,
 ) -> tuple[float, float]:
-    """The threshold in ``[low, high]`` (a grid of ``step``) with the best F1, and that F1.
+    """The threshold in ``[low, high]`` (a grid of ``step``) with the best F1, and the F1 there.
 
-    Among equally good thresholds the one closest to ``prefer`` wins, so a flat F1 curve leaves the
-    usual 0.5 alone. The range is bounded: a threshold near 0 or 1 fitted on a few hundred
-    validation texts would be noise, not calibration.
+    Every threshold within ``tolerance`` of the best F1 counts as equally good, and of those the one
+    closest to ``prefer`` wins: a flat F1 curve leaves the usual 0.5 alone instead of sliding to
+    wherever noise put the peak (and flagging far more clean text for a few thousandths of F1). The
+    range is bounded: a threshold near 0 or 1 fitted on a few hundred validation texts would be
+    noise, not calibration.
     """
     labels = np.asarray(labels, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float64)
@@ -86,7 +88,8 @@ def f1_optimal_threshold(
         raise ValueError(f"threshold range must satisfy 0 < low <= high < 1, got {low}..{high}")
     grid = np.round(np.arange(low, high + step / 2, step), 6)
     f1s = np.array([binary_metrics(labels, scores, float(t)).f1 for t in grid])
-    best = f1s.max()
-    candidates = grid[np.isclose(f1s, best, rtol=0.0, atol=1e-12)]
-    chosen = float(candidates[np.argmin(np.abs(candidates - prefer))])
-    return chosen, float(best)
+    if tolerance < 0.0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    candidates = np.flatnonzero(f1s >= f1s.max() - tolerance - 1e-12)
+    chosen = candidates[np.argmin(np.abs(grid[candidates] - prefer))]
+    return float(grid[chosen]), float(f1s[chosen])

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 # Fewer validation texts than this keep the configured threshold: an F1 curve over a handful of
 # texts is too jagged to pick a cut from.
 MIN_THRESHOLD_EXAMPLES = 200
+# F1 within this of the best counts as the best, and the threshold nearest model.threshold among
+# those wins: on BEEP! the F1 curve is flat from about 0.35 to 0.5, where clean FPR is not.
+THRESHOLD_F1_TOLERANCE = 0.005
 
 __all__ = ["TrainResult", "Tracker", "train_champion", "train_challenger"]
 
@@ -140,7 +143,8 @@ def _save(
 def _decision_threshold(
     model: torch.nn.Module, tokenizer: Any, val_examples: Sequence[Example] | None, cfg: ArenaConfig, pad_id: int
 ) -> float:
-    """``model.threshold``, or with ``training.tune_threshold`` the F1-best one on enough validation texts.
+    """``model.threshold``, or with ``training.tune_threshold`` the F1-best one (within
+    ``THRESHOLD_F1_TOLERANCE``, nearest ``model.threshold``) on enough validation texts.
 
     A model trained on data where toxic comments are the majority (BEEP!: 56%) is best cut below
     0.5; on a BEEP! split the tuned threshold (0.39) raised held-out F1 from 0.763 to 0.788.
@@ -155,7 +159,7 @@ def _decision_threshold(
         return threshold
     device = next(model.parameters()).device
     scores = predict_scores(model, encode(tokenizer, [e.text for e in val_examples], cfg.model.max_length), pad_id, device)
-    tuned, f1 = f1_optimal_threshold(labels, scores, prefer=threshold)
+    tuned, f1 = f1_optimal_threshold(labels, scores, prefer=threshold, tolerance=THRESHOLD_F1_TOLERANCE)
     log.info("threshold %.2f (validation F1 %.4f; %.4f at %.2f)", tuned, f1,
              binary_metrics(labels, scores, threshold).f1, threshold)
     return tuned
