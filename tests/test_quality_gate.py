@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from content_arena.config import QualityGateConfig
 from content_arena.evaluation import EvaluationReport, StrategyResult
 from content_arena.metrics import BinaryMetrics
@@ -70,3 +72,18 @@ def test_promote_only_when_more_robust_and_f1_holds():
     assert not f1_drop.promote and "clean F1 drops 0.050" in f1_drop.reasons[0]
     trigger_happy = compare(champion, report(0.90, {"a": 5}, attacked_fpr=0.5), CFG)
     assert not trigger_happy.promote
+
+
+def test_robustness_weighs_evasion_and_attacked_clean_fpr_together():
+    from content_arena.model_promoter import adversarial_error
+
+    # The champion lets little through but flags garbled clean texts; the challenger fixes that.
+    champion = report(0.90, {"a": 3}, fpr=0.13, attacked_fpr=0.18)
+    challenger = report(0.92, {"a": 5}, fpr=0.03, attacked_fpr=0.06)
+    assert adversarial_error(champion) == pytest.approx((0.03 + 0.18) / 2)
+    decided = compare(champion, challenger, CFG)
+    assert decided.promote and "adversarial error" in decided.reasons[0]
+    assert decided.deltas["adversarial_error"] == pytest.approx(((0.05 + 0.06) - (0.03 + 0.18)) / 2)
+    # ... and a challenger that trades fewer evasions for more flagged garbage is not more robust.
+    flags_more = compare(report(0.90, {"a": 10}, attacked_fpr=0.10), report(0.90, {"a": 4}, attacked_fpr=0.17), CFG)
+    assert not flags_more.promote and "not more robust" in flags_more.reasons[0]

@@ -1,8 +1,14 @@
 """Champion vs challenger on the same clean and adversarial sets, then promote or reject.
 
-The challenger is promoted only when it is more robust (lower overall evasion rate), its clean F1
-has not dropped by ``min_f1_drop`` or more, and it does not flag attacked clean texts more often
-than the champion by more than ``max_attacked_clean_fpr_increase``.
+The challenger is promoted only when it is more robust, its clean F1 has not dropped by
+``min_f1_drop`` or more, and it does not flag attacked clean texts more often than the champion by
+more than ``max_attacked_clean_fpr_increase``.
+
+"More robust" means a lower :func:`adversarial_error`: the mean of the evasion rate (attacked toxic
+texts it lets through) and the attacked-clean FPR (attacked clean texts it flags). The quality gate
+fails a model for either, so the promoter weighs both: a challenger that stops flagging garbled
+clean comments is more robust even if it lets a few more evasions through, and a model that flags
+every garbled text does not look robust for its evasion rate alone.
 """
 
 from __future__ import annotations
@@ -30,16 +36,27 @@ class Comparison:
         return {"promote": self.promote, "reasons": list(self.reasons), "deltas": dict(self.deltas)}
 
 
+def adversarial_error(report: EvaluationReport) -> float:
+    """Mean of the evasion rate and the attacked-clean FPR: the balanced error on the attacked sets."""
+    return (report.evasion_rate + report.attacked_clean_fpr) / 2.0
+
+
+def _robustness(report: EvaluationReport) -> str:
+    return (f"{adversarial_error(report):.3f} (evasion {report.evasion_rate:.3f}, "
+            f"attacked-clean FPR {report.attacked_clean_fpr:.3f})")
+
+
 def compare(champion: EvaluationReport, challenger: EvaluationReport, cfg: QualityGateConfig) -> Comparison:
     deltas = {
+        "adversarial_error": adversarial_error(challenger) - adversarial_error(champion),
         "evasion_rate": challenger.evasion_rate - champion.evasion_rate,
         "f1": challenger.clean.f1 - champion.clean.f1,
         "attacked_clean_fpr": challenger.attacked_clean_fpr - champion.attacked_clean_fpr,
     }
     reasons: list[str] = []
-    if challenger.evasion_rate >= champion.evasion_rate:
+    if deltas["adversarial_error"] >= -EPSILON:
         reasons.append(
-            f"not more robust: evasion rate {challenger.evasion_rate:.3f} vs champion {champion.evasion_rate:.3f}"
+            f"not more robust: adversarial error {_robustness(challenger)} vs champion {_robustness(champion)}"
         )
     if -deltas["f1"] >= cfg.min_f1_drop - EPSILON:
         reasons.append(f"clean F1 drops {-deltas['f1']:.3f} (min_f1_drop {cfg.min_f1_drop:.3f})")
@@ -49,7 +66,7 @@ def compare(champion: EvaluationReport, challenger: EvaluationReport, cfg: Quali
         )
     if not reasons:
         reasons.append(
-            f"more robust (evasion {champion.evasion_rate:.3f} → {challenger.evasion_rate:.3f}), "
+            f"more robust (adversarial error {_robustness(champion)} → {_robustness(challenger)}), "
             f"clean F1 {champion.clean.f1:.3f} → {challenger.clean.f1:.3f}"
         )
         return Comparison(True, reasons, deltas)
