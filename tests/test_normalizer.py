@@ -53,7 +53,14 @@ from content_arena.defender.normalizer import (
         ("시 발", "시 발"),  # two single syllables are left alone
         ("I am a boy", "i am a boy"),
         ("e.g. this", "e.g. this"),
-        ("가 나.다", "가 나.다"),  # different separators
+        ("가 나.다", "가 나다"),  # different separators: no spaced run, but step 8 joins 나.다
+        # separator symbols inside a Hangul word; a space inside a word stays
+        ("이 씨_발_놈아 꺼져", "이 씨발놈아 꺼져"),
+        ("씨발/놈/아 꺼/져", "씨발놈아 꺼져"),
+        ("병·신 ~ 같은", "병신 ~ 같은"),
+        ("국 정감사", "국 정감사"),
+        ("1,000원 a.b", "1,000원 a.b"),
+        ("tlqkf·놈", "시발놈"),  # read back by step 7, then joined by step 8
         # keyboard-mode words in Korean texts; Latin words that spell no common syllables stay
         ("이 tlqkf 놈아", "이 시발 놈아"),
         ("qudtls같은 소리", "병신같은 소리"),

@@ -25,7 +25,11 @@
    ``tlqkf`` -> ``시발``, ``qudtls`` -> ``병신`` (typing with the keyboard left in English mode). Case
    is gone by then, so tense consonants come back plain (``Tlqkf`` -> ``시발``). English words that
    happen to spell syllables are rewritten too: in 42k BEEP! comments, 24 of 2,049 Latin words were
-   (``always``, ``girl``, ``rock``); texts without Hangul are never touched.
+   (``always``, ``girl``, ``rock``); texts without Hangul are never touched;
+8. **symbols inside Hangul words**: 1-3 separator symbols (``. , * _ - ~ · • / | + ^ = : ;``, no
+   space) directly between two syllables are removed: ``씨_발_놈아`` -> ``씨발놈아``, ``병/신`` ->
+   ``병신``. Clean text pays a little: ``한·미`` becomes ``한미``, ``했다.그리고`` becomes ``했다그리고``.
+   A space splitting a word (``국 정감사``) is beyond this step: undoing it needs a dictionary.
 
 The result is idempotent (``normalize(normalize(x)) == normalize(x)``) for every string, and
 :func:`normalize` never raises on ``str`` input.
@@ -113,6 +117,7 @@ def _join_blank(match: re.Match[str]) -> str:
     return match.group().replace(" ", "")
 
 
+_INNER_SYMBOLS = re.compile(r"(?<=[\uac00-\ud7a3])[.,*_\-~·•/|+^=:;]{1,3}(?=[\uac00-\ud7a3])")
 _KEYBOARD_WORD = re.compile(r"(?<![0-9a-z])[a-z]{4,}(?![0-9a-z])")
 
 
@@ -171,9 +176,12 @@ def normalize(text: str, *, keyboard: bool = True) -> str:
         # (Cyrillic с + U+0301 -> Latin ć, Ϊ + U+0301 -> ΐ); compose now so a second pass changes nothing.
         text = unicodedata.normalize("NFC", text)
     text = _finish(text)
-    # Step 7 comes last: the joins of step 6 can assemble a keyboard-mode word (t l q k f).
-    if keyboard and has_hangul_syllable(text):
-        text = _KEYBOARD_WORD.sub(_decode_keyboard_word, text)
+    # Steps 7 and 8 come last: the joins of step 6 can assemble a keyboard-mode word (t l q k f), and
+    # a word read back can put a symbol between two syllables (tlqkf·놈 -> 시발·놈).
+    if has_hangul_syllable(text):
+        if keyboard:
+            text = _KEYBOARD_WORD.sub(_decode_keyboard_word, text)
+        text = _INNER_SYMBOLS.sub("", text)
     return text
 
 
