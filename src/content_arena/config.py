@@ -112,11 +112,12 @@ class TrainingConfig(_Section):
     # Rule strategies whose variants of the champion's own training texts (labels kept) are added to
     # its training set: off by default, because it trades one robustness figure for others. On BEEP!
     # (spacing + leet_phonetic, share 1.0; `python -m bench --only quality`) leet-garbled clean texts
-    # were flagged 6 instead of 38 points above the clean FPR, but leet_phonetic evasion rose from
-    # 0.010 to 0.097, spaced clean texts from +3.8 to +6.1 points, and F1 fell 0.029 (see the README).
+    # were flagged 7 instead of 35 points above the clean FPR, but leet_phonetic evasion rose from
+    # 0.018 to 0.082 and spaced clean texts from +2.1 to +2.6 points; F1 unchanged (see the README).
     harden_strategies: list[str] = Field(default_factory=list)
     # The first champion's decision threshold: the F1-best one in 0.2-0.8 on its validation texts
-    # (200 or more), else model.threshold. Challengers keep their champion's threshold.
+    # (200 or more; F1 within 0.005 of the best counts, nearest model.threshold wins), else
+    # model.threshold. Challengers keep their champion's threshold.
     tune_threshold: bool = True
     harden_share: float = Field(1.0, gt=0.0, le=1.0)
 
