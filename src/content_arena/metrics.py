@@ -86,10 +86,10 @@ def f1_optimal_threshold(
         raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
     if not 0.0 < low <= high < 1.0:
         raise ValueError(f"threshold range must satisfy 0 < low <= high < 1, got {low}..{high}")
-    grid = np.round(np.arange(low, high + step / 2, step), 6)
-    f1s = np.array([binary_metrics(labels, scores, float(t)).f1 for t in grid])
     if tolerance < 0.0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    grid = np.round(np.arange(low, high + step / 2, step), 6)
+    f1s = np.array([binary_metrics(labels, scores, float(t)).f1 for t in grid])
     candidates = np.flatnonzero(f1s >= f1s.max() - tolerance - 1e-12)
     chosen = candidates[np.argmin(np.abs(grid[candidates] - prefer))]
     return float(grid[chosen]), float(f1s[chosen])

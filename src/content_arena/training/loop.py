@@ -30,10 +30,11 @@ class FitResult:
     seconds: float = 0.0
 
 
-def encode(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+def encode(tokenizer: Tokenizer, texts: Sequence[str], max_length: int, *, normalized: bool = False) -> list[list[int]]:
+    """Token ids of ``texts``, normalised first unless the caller already did (``normalized=True``)."""
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length)
-    return [e.ids for e in tokenizer.encode_batch(normalize_many(texts))]
+    return [e.ids for e in tokenizer.encode_batch(list(texts) if normalized else normalize_many(texts))]
 
 
 def _batches(lengths: np.ndarray, batch_size: int, rng: random.Random) -> list[np.ndarray]:
