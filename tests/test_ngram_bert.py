@@ -209,3 +209,28 @@ def test_stage_two_starts_from_the_fitted_ngram_branch(tiny_config):
         alone = model(input_ids=ids).logits
     torch.testing.assert_close(both, alone)
     assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith("ngram_"))
+
+
+def test_model_without_encoder_is_its_branch_and_old_configs_keep_the_encoder(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    assert _config().use_encoder is True
+    legacy = _config().to_dict()
+    del legacy["use_encoder"]  # a config.json written before the flag existed
+    assert NgramBertConfig.from_dict(legacy).use_encoder is True
+    model = _model(use_encoder=False)
+    ids = torch.tensor([[2, 30, 31, 32, 3], [2, 7, 8, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask).logits
+        model.branches = "ngram"
+        torch.testing.assert_close(out, model(input_ids=ids, attention_mask=mask).logits)
+        model.branches = "both"
+        # A non-zero encoder head would change the logits if the encoder ran.
+        torch.nn.init.ones_(model.classifier.weight)
+        torch.testing.assert_close(out, model(input_ids=ids, attention_mask=mask).logits)
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path, use_safetensors=True).eval()
+    assert loaded.config.use_encoder is False
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids, attention_mask=mask).logits, out)

@@ -31,7 +31,21 @@ def corpus():
 def champion(corpus, tmp_path_factory):
     """Trained once for the module; tests that modify files work on a copy."""
     home = tmp_path_factory.mktemp("arena")
-    cfg = load_config(None, home=str(home / ".arena"), **TINY)
+    # The encoder is kept whatever it adds, so that the tests below exercise it (and LoRA on it);
+    # the encoder-less champion has its own tests.
+    cfg = load_config(None, home=str(home / ".arena"), **{**TINY, "training": {**TINY["training"],
+                                                                              "min_encoder_gain": None}})
+    train, test = corpus
+    result = train_champion(train, home / "champion", cfg, val_examples=test[:200])
+    return cfg, result
+
+
+@pytest.fixture(scope="module")
+def branch_champion(corpus, tmp_path_factory):
+    """A champion whose encoder cannot earn its place (a gain of 1.0 in F1 is asked for)."""
+    home = tmp_path_factory.mktemp("arena-branch")
+    cfg = load_config(None, home=str(home / ".arena"), **{**TINY, "training": {**TINY["training"],
+                                                                              "min_encoder_gain": 1.0}})
     train, test = corpus
     result = train_champion(train, home / "champion", cfg, val_examples=test[:200])
     return cfg, result
@@ -116,6 +130,45 @@ def test_lora_challenger_merges_into_plain_weights(champion, corpus, tmp_path, c
     assert any("word_embeddings" in k for k in changed)  # evasions need new token meanings
     assert not any("position_embeddings" in k or "LayerNorm" in k for k in changed)  # untargeted weights stay
     TransformerDefender(challenger.model_dir).load().classify(["테스트"])
+
+
+def test_encoder_without_gain_is_dropped_and_never_run(branch_champion, corpus, caplog):
+    from transformers import BertModel
+
+    cfg, result = branch_champion
+    manifest = read_manifest(result.model_dir)
+    assert manifest.info["use_encoder"] is False and result.best_epoch == 0
+    # The stage-1 branch's validation metrics are the champion's.
+    stage1 = [row for row in result.history if row["stage"] == 1.0]
+    assert result.val_metrics["val_f1"] == max(row["val_f1"] for row in stage1)
+    defender = TransformerDefender(result.model_dir).load()
+    assert defender.model.config.use_encoder is False
+    texts = [e.text for e in corpus[1][:40]]
+    expected = defender.scores(texts)
+    calls = []
+    hook = defender.model.bert.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        assert np.allclose(defender.scores(texts), expected)
+    finally:
+        hook.remove()
+    assert calls == []  # the encoder is not run at all
+    # Its scores are the n-gram branch's alone.
+    defender.model.branches = "ngram"
+    np.testing.assert_allclose(defender.scores(texts), expected, atol=1e-6)
+    assert isinstance(defender.model.bert, BertModel)  # weights still in the file: old loaders still work
+
+
+def test_challenger_of_an_encoderless_champion_adapts_the_branch(branch_champion, corpus, tmp_path):
+    cfg, result = branch_champion
+    train, test = corpus
+    challenger = train_challenger(result.model_dir, train[:300], tmp_path / "challenger", cfg, val_examples=test[:100])
+    base = load_file(result.model_dir / "model.safetensors")
+    tensors = load_file(challenger.model_dir / "model.safetensors")
+    assert set(tensors) == set(base)
+    changed = {k for k in base if not np.allclose(base[k].numpy(), tensors[k].numpy())}
+    assert "ngram_embeddings.weight" in changed and any(k.startswith("ngram_classifier") for k in changed)
+    assert not any(k.startswith(("bert.", "classifier.")) for k in changed)  # nothing trained that never runs
+    assert TransformerDefender(challenger.model_dir).load().model.config.use_encoder is False
 
 
 def test_adapter_mode_falls_back_to_lora_without_cuda(tiny_config, caplog):

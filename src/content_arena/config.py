@@ -119,6 +119,10 @@ class TrainingConfig(_Section):
     # (200 or more; F1 within 0.005 of the best counts, nearest model.threshold wins), else
     # model.threshold. Challengers keep their champion's threshold.
     tune_threshold: bool = True
+    # The default architecture's second stage keeps the encoder only if it lifts validation F1 by at
+    # least this over the n-gram branch alone; otherwise the champion is saved without it (use_encoder
+    # false: the branch's scores, at several times the speed). null always keeps the encoder.
+    min_encoder_gain: float | None = Field(0.005, ge=0.0, le=1.0)
     harden_share: float = Field(1.0, gt=0.0, le=1.0)
 
 

@@ -175,8 +175,10 @@ def _fit_ngram_branch(
     cfg: ArenaConfig,
     tracker: Tracker | None,
     fit_args: dict[str, Any],
-) -> list[dict[str, float]]:
+) -> tuple[list[dict[str, float]], dict[str, float]]:
     """Stage 1 of the n-gram model: fit the n-gram branch alone, then freeze it for stage 2.
+
+    Returns the stage's history and the branch's validation metrics.
 
     Trained jointly from the start, the encoder memorises the training set within two epochs and
     the n-gram branch, which generalises better from few examples, stops learning (BEEP!: joint
@@ -197,7 +199,7 @@ def _fit_ngram_branch(
     torch.nn.init.zeros_(model.classifier.bias)
     log.info("n-gram branch fitted (best epoch %d, %s); training the encoder on top", first.best_epoch,
              ", ".join(f"{k}={v:.4f}" for k, v in first.best_val.items()))
-    return [{"stage": 1.0, **row} for row in first.history]
+    return [{"stage": 1.0, **row} for row in first.history], dict(first.best_val)
 
 
 def train_champion(
@@ -254,16 +256,32 @@ def train_champion(
         weight_decay=cfg.training.weight_decay,
     )
     history: list[dict[str, float]] = []
+    branch_val: dict[str, float] = {}
     if hasattr(model, "ngram_embeddings"):  # the default architecture: fit its n-gram branch first
-        history = _fit_ngram_branch(model, tokenizer, texts, labels, val_examples, cfg, tracker, fit_args)
+        history, branch_val = _fit_ngram_branch(model, tokenizer, texts, labels, val_examples, cfg, tracker, fit_args)
+        branch_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     fitted = _fit(
         model, tokenizer, texts, labels, val_examples, cfg, tracker, **fit_args, keep_initial=bool(history)
     )
     if history:
         fitted.history = history + [{"stage": 2.0, **row} for row in fitted.history]
+        gain = fitted.best_val.get("val_f1", 0.0) - branch_val.get("val_f1", 0.0)
+        min_gain = cfg.training.min_encoder_gain
+        if branch_val and min_gain is not None and gain < min_gain:
+            # The encoder costs most of the forward pass: without a clear gain the n-gram branch
+            # alone is the champion, and the saved model never runs the encoder.
+            model.load_state_dict(branch_state)
+            model.config.use_encoder = False
+            fitted.best_val, fitted.best_epoch = branch_val, 0
+            log.info("encoder dropped: validation F1 %+.4f over the n-gram branch alone (training.min_encoder_gain "
+                     "%.3f); the champion is the branch", gain, min_gain)
+    uses_encoder = bool(getattr(model.config, "use_encoder", True))
+    if tracker:
+        tracker.log_params({"use_encoder": uses_encoder})
     threshold = _decision_threshold(model, tokenizer, val_examples, cfg, pad_id)
     out = Path(out_dir)
-    _save(model, tokenizer, out, cfg, {"mode": "full", "source": source, "pad_id": pad_id, **fitted.best_val}, threshold)
+    _save(model, tokenizer, out, cfg, {"mode": "full", "source": source, "pad_id": pad_id,
+                                         "use_encoder": uses_encoder, **fitted.best_val}, threshold)
     log.info("champion trained in %.1fs (%d examples) → %s", time.perf_counter() - started, len(texts), out)
     return TrainResult(out, "full", fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started, len(texts))
 

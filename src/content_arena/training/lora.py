@@ -50,6 +50,8 @@ def lora_config(model: torch.nn.Module, cfg: TrainingConfig):
 
 def _heads(model: torch.nn.Module) -> list[str]:
     """The classification heads, trained in full beside the adapter (two for the n-gram model)."""
+    if not getattr(model.config, "use_encoder", True):
+        return ["ngram_classifier"]  # the encoder's head never runs
     heads = [name for name in ("classifier", "ngram_classifier") if hasattr(model, name)]
     return heads or ["score"]
 

@@ -75,6 +75,9 @@ def lora_target_modules(model: torch.nn.Module) -> list[str]:
     The token embeddings are adapted too: evasions arrive as token sequences the champion rarely
     saw (leetspeak, romanisation), and attention-only adapters cannot give those tokens new meaning.
     """
+    if not getattr(model.config, "use_encoder", True):
+        # A champion saved without its encoder: only the n-gram table is in the forward pass.
+        return ["ngram_embeddings"]
     adaptable = (torch.nn.Linear, torch.nn.Embedding)
     linear_names = {name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, adaptable)}
     for family in LORA_TARGET_FAMILIES:
