@@ -21,6 +21,7 @@ leaves one ``skipped`` row whose note says why.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import platform
@@ -121,7 +122,7 @@ class Context:
         self.quick = quick
         self.workdir = workdir
         self.details: dict[str, Any] = {}
-        self._model_dir: Path | None = None
+        self._model_dirs: dict[bool, Path] = {}
         self._texts: list[str] | None = None
 
     def config(self, home: Path, **overrides: Any) -> Any:
@@ -149,31 +150,38 @@ class Context:
         pool, _ = self.corpus_texts()
         return [pool[i % len(pool)] for i in range(n)]
 
-    def model_dir(self) -> Path:
-        """A defender with the default architecture (vocabulary included), trained briefly: for timing only."""
-        if self._model_dir is None:
+    def model_dir(self, encoder: bool = False) -> Path:
+        """A defender with the default architecture (vocabulary included), trained briefly: for timing only.
+
+        ``encoder=False``: saved without its encoder, as the default recipe saves the champion when the
+        encoder does not improve validation F1 (it did not on BEEP! or the seed corpus); ``True``: the
+        encoder kept (``training.min_encoder_gain: null``), to show what it costs.
+        """
+        if encoder not in self._model_dirs:
             from content_arena.data import load_seed_corpus, split_examples
             from content_arena.training import train_champion
 
-            cfg = self.config(self.workdir / "model-home", training={"epochs": self.sizes.throughput_epochs},
-                              model=dict(self.sizes.model_overrides))
+            training = {"epochs": self.sizes.throughput_epochs, "min_encoder_gain": None if encoder else 1.0}
+            name = "throughput-model-encoder" if encoder else "throughput-model"
+            cfg = self.config(self.workdir / f"{name}-home", training=training, model=dict(self.sizes.model_overrides))
             corpus = load_seed_corpus()
             rest, fit = split_examples(corpus, test_fraction=self.sizes.throughput_train / len(corpus), seed=1)
             started = time.perf_counter()
-            result = train_champion(fit, self.workdir / "throughput-model", cfg, val_examples=rest[:200],
+            result = train_champion(fit, self.workdir / name, cfg, val_examples=rest[:200],
                                     tokenizer_texts=[e.text for e in rest])
-            self.details["throughput_model"] = {
+            self.details[name.replace("-", "_")] = {
                 "dir": str(result.model_dir), "train_seconds": round(time.perf_counter() - started, 2),
                 "hidden_size": cfg.model.hidden_size, "num_layers": cfg.model.num_layers,
+                "use_encoder": json.loads((result.model_dir / "config.json").read_text()).get("use_encoder", True),
                 "epochs": cfg.training.epochs, "val": result.val_metrics,
             }
-            self._model_dir = result.model_dir
-        return self._model_dir
+            self._model_dirs[encoder] = result.model_dir
+        return self._model_dirs[encoder]
 
-    def defender(self, batch_size: int = 64) -> Any:
+    def defender(self, batch_size: int = 64, encoder: bool = False) -> Any:
         from content_arena.defender import TransformerDefender
 
-        return TransformerDefender(self.model_dir(), batch_size=batch_size, device="cpu").load()
+        return TransformerDefender(self.model_dir(encoder), batch_size=batch_size, device="cpu").load()
 
     def scoring_rate(self, texts: Sequence[str]) -> float:
         """The defender's batch-64 texts/s on ``texts`` (what other sections are read against)."""

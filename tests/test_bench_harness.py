@@ -58,8 +58,12 @@ def test_sections_give_figures_with_baselines(payload: dict[str, Any]) -> None:
     check_payload(payload, ["defender", "attacks", "battle", "quality"])
     rows = payload["rows"]
     defender = [r for r in rows if r["section"] == "defender"]
-    assert [r["figure"] for r in defender] == ["scores(), batch 1", "scores(), batch 16", "scores(), batch 64"]
+    assert [r["figure"] for r in defender] == ["scores(), batch 1", "scores(), batch 16", "scores(), batch 64",
+                                               "scores(), batch 64, encoder kept"]
     assert all(r["baseline"] == "transformers pipeline" for r in defender)
+    # The timed champion runs without its encoder; the last row times one that keeps it.
+    assert payload["details"]["throughput_model"]["use_encoder"] is False
+    assert payload["details"]["throughput_model_encoder"]["use_encoder"] is True
     # Same weights: the pipeline and the defender agree on normalised text.
     assert payload["details"]["defender"]["max_abs_prob_difference_vs_pipeline"] < 1e-4
     attacks = {r["figure"] for r in rows if r["section"] == "attacks"}
