@@ -124,7 +124,7 @@ def test_champion_is_an_ngram_model_trained_in_two_stages(tiny_config, tmp_path)
     train, val = split_examples(load_seed_corpus(), test_fraction=0.2, seed=0)
     result = train_champion(train[:400], tmp_path / "m", cfg, val_examples=val[:100])
     stages = [row.get("stage") for row in result.history]
-    assert stages.count(1.0) == cfg.training.epochs and stages.count(2.0) == cfg.training.epochs
+    assert stages.count(1.0) == 1 and stages.count(2.0) == cfg.training.epochs  # stage 1: one L-BFGS solve
     from transformers import AutoConfig
 
     assert AutoConfig.from_pretrained(tmp_path / "m").model_type == "arena-ngram-bert"
@@ -234,3 +234,21 @@ def test_model_without_encoder_is_its_branch_and_old_configs_keep_the_encoder(tm
     assert loaded.config.use_encoder is False
     with torch.no_grad():
         torch.testing.assert_close(loaded(input_ids=ids, attention_mask=mask).logits, out)
+
+
+def test_char_tokenizer_gives_one_token_per_character_and_loads_as_a_fast_tokenizer(tmp_path):
+    from transformers import AutoTokenizer
+
+    from content_arena.training.tokenizer import save_tokenizer, train_tokenizer
+
+    tokenizer = train_tokenizer(["씨발 놈아 ㅋㅋ", "좋은 하루 되세요", "hello world"] * 3, vocab_size=300, kind="char")
+    encoded = tokenizer.encode("씨발 놈아 zq")
+    # [CLS], each character (spaces are tokens: word boundaries matter to n-grams), [SEP]; unseen -> [UNK]
+    assert encoded.tokens == ["[CLS]", "씨", "발", " ", "놈", "아", " ", "[UNK]", "[UNK]", "[SEP]"]
+    save_tokenizer(tokenizer, tmp_path)
+    assert AutoTokenizer.from_pretrained(tmp_path)("씨발 놈아 zq")["input_ids"] == encoded.ids
+    # The most frequent characters fill the vocabulary; the rest are [UNK].
+    small = train_tokenizer(["aaaaabbbc"] * 3, vocab_size=5 + 2, kind="char")  # 5 special tokens
+    assert small.encode("abcd").tokens[1:-1] == ["a", "b", "[UNK]", "[UNK]"]
+    with pytest.raises(ValueError, match="tokenizer kind"):
+        train_tokenizer(["x"], kind="words")

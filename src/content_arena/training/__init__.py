@@ -22,6 +22,7 @@ from content_arena.metrics import binary_metrics, f1_optimal_threshold
 from content_arena.training.loop import EpochCallback, encode, fit, predict_scores
 from content_arena.training.lora import choose_adapter_mode, load_for_adapter, lora_config, merge_adapter
 from content_arena.training.model_factory import build_small_classifier, load_pretrained_classifier
+from content_arena.training.ngram_solver import fit_ngram_branch_linear
 from content_arena.training.tokenizer import save_tokenizer, train_tokenizer
 
 if TYPE_CHECKING:
@@ -175,21 +176,37 @@ def _fit_ngram_branch(
     cfg: ArenaConfig,
     tracker: Tracker | None,
     fit_args: dict[str, Any],
-) -> tuple[list[dict[str, float]], dict[str, float]]:
+) -> tuple[list[dict[str, float]], dict[str, float], float | None]:
     """Stage 1 of the n-gram model: fit the n-gram branch alone, then freeze it for stage 2.
 
-    Returns the stage's history and the branch's validation metrics.
+    Returns the stage's history, the branch's validation metrics and, with the L-BFGS solver, the
+    regularisation strength it chose (None with Adam).
 
     Trained jointly from the start, the encoder memorises the training set within two epochs and
     the n-gram branch, which generalises better from few examples, stops learning (BEEP!: joint
     F1 0.74 / AUROC 0.78, staged 0.78 / 0.80). Stage 2 (the caller) trains the encoder with the
     branch frozen and keeps only epochs that improve validation F1 on where it started.
     """
-    model.branches = "ngram"
-    try:
-        first = _fit(model, tokenizer, texts, labels, val_examples, cfg, tracker, **fit_args, metric_prefix="ngram_")
-    finally:
-        model.branches = "both"
+    chosen_c: float | None = None
+    if cfg.training.ngram_solver == "lbfgs":
+        val_ids = val_labels = None
+        if val_examples:
+            val_ids = encode(tokenizer, [e.text for e in val_examples], cfg.model.max_length)
+            val_labels = [int(e.label) for e in val_examples]
+        solved = fit_ngram_branch_linear(model, encode(tokenizer, texts, cfg.model.max_length), labels,
+                                         val_ids, val_labels)
+        chosen_c, best_val = solved.c, dict(solved.val)
+        history = [{"stage": 1.0, "epoch": 1.0, "c": solved.c, **best_val}]
+        if tracker:
+            tracker.log_params({"ngram_solver": "lbfgs", "ngram_c": solved.c})
+            tracker.log_metrics({f"ngram_{k}": v for k, v in best_val.items()}, step=1)
+    else:
+        model.branches = "ngram"
+        try:
+            first = _fit(model, tokenizer, texts, labels, val_examples, cfg, tracker, **fit_args, metric_prefix="ngram_")
+        finally:
+            model.branches = "both"
+        history, best_val = [{"stage": 1.0, **row} for row in first.history], dict(first.best_val)
     for name, param in model.named_parameters():
         if name.startswith("ngram_"):
             param.requires_grad_(False)
@@ -197,9 +214,18 @@ def _fit_ngram_branch(
     # untrained encoder would otherwise add random logits) and learns only a correction to it.
     torch.nn.init.zeros_(model.classifier.weight)
     torch.nn.init.zeros_(model.classifier.bias)
-    log.info("n-gram branch fitted (best epoch %d, %s); training the encoder on top", first.best_epoch,
-             ", ".join(f"{k}={v:.4f}" for k, v in first.best_val.items()))
-    return [{"stage": 1.0, **row} for row in first.history], dict(first.best_val)
+    log.info("n-gram branch fitted (%s, %s); training the encoder on top", cfg.training.ngram_solver,
+             ", ".join(f"{k}={v:.4f}" for k, v in best_val.items()))
+    return history, best_val, chosen_c
+
+
+def _refit_ngram_branch(
+    model: NgramBertForSequenceClassification, tokenizer: Any, texts: list[str], labels: list[int], c: float,
+    cfg: ArenaConfig,
+) -> None:
+    """Solve the branch again on ``texts`` (training + validation) with the strength already chosen."""
+    fit_ngram_branch_linear(model, encode(tokenizer, texts, cfg.model.max_length), labels, cs=[c])
+    log.info("n-gram branch refitted on %d texts (training + validation, C=%g)", len(texts), c)
 
 
 def train_champion(
@@ -230,7 +256,7 @@ def train_champion(
         source = f"pretrained:{cfg.model.base_model}"
     else:
         corpus = normalize_many(list(tokenizer_texts or []) + texts)
-        tokenizer = train_tokenizer(corpus, vocab_size=cfg.model.vocab_size)
+        tokenizer = train_tokenizer(corpus, vocab_size=cfg.model.vocab_size, kind=cfg.model.tokenizer)
         model = build_small_classifier(cfg.model, tokenizer)
         if getattr(model.config, "ngram_pooling", None) == "idf":
             # Document frequencies from every text the tokenizer saw: unlabelled comments count too.
@@ -257,15 +283,18 @@ def train_champion(
     )
     history: list[dict[str, float]] = []
     branch_val: dict[str, float] = {}
+    chosen_c: float | None = None
     if hasattr(model, "ngram_embeddings"):  # the default architecture: fit its n-gram branch first
-        history, branch_val = _fit_ngram_branch(model, tokenizer, texts, labels, val_examples, cfg, tracker, fit_args)
+        history, branch_val, chosen_c = _fit_ngram_branch(model, tokenizer, texts, labels, val_examples, cfg,
+                                                          tracker, fit_args)
         branch_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     fitted = _fit(
         model, tokenizer, texts, labels, val_examples, cfg, tracker, **fit_args, keep_initial=bool(history)
     )
     if history:
         fitted.history = history + [{"stage": 2.0, **row} for row in fitted.history]
-        gain = fitted.best_val.get("val_f1", 0.0) - branch_val.get("val_f1", 0.0)
+        # AUROC, not F1: threshold-free, so a couple of validation texts crossing 0.5 do not decide.
+        gain = (fitted.best_val.get("val_auroc") or 0.0) - (branch_val.get("val_auroc") or 0.0)
         min_gain = cfg.training.min_encoder_gain
         if branch_val and min_gain is not None and gain < min_gain:
             # The encoder costs most of the forward pass: without a clear gain the n-gram branch
@@ -273,15 +302,21 @@ def train_champion(
             model.load_state_dict(branch_state)
             model.config.use_encoder = False
             fitted.best_val, fitted.best_epoch = branch_val, 0
-            log.info("encoder dropped: validation F1 %+.4f over the n-gram branch alone (training.min_encoder_gain "
+            log.info("encoder dropped: validation AUROC %+.4f over the n-gram branch alone (training.min_encoder_gain "
                      "%.3f); the champion is the branch", gain, min_gain)
     uses_encoder = bool(getattr(model.config, "use_encoder", True))
     if tracker:
         tracker.log_params({"use_encoder": uses_encoder})
     threshold = _decision_threshold(model, tokenizer, val_examples, cfg, pad_id)
+    refit = bool(not uses_encoder and chosen_c is not None and val_examples and cfg.training.refit_on_validation)
+    if refit:
+        assert chosen_c is not None and val_examples is not None
+        _refit_ngram_branch(model, tokenizer, texts + [e.text for e in val_examples],
+                            labels + [int(e.label) for e in val_examples], chosen_c, cfg)
     out = Path(out_dir)
     _save(model, tokenizer, out, cfg, {"mode": "full", "source": source, "pad_id": pad_id,
-                                         "use_encoder": uses_encoder, **fitted.best_val}, threshold)
+                                         "use_encoder": uses_encoder, "refit_on_validation": refit,
+                                         **fitted.best_val}, threshold)
     log.info("champion trained in %.1fs (%d examples) → %s", time.perf_counter() - started, len(texts), out)
     return TrainResult(out, "full", fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started, len(texts))
 
