@@ -62,7 +62,7 @@ class ModelConfig(_Section):
     # A local directory or a hub id for users who have one; None builds a small model from config.
     base_model: str | None = None
     # "char": one token per character, so the n-gram branch hashes character n-grams (BEEP! split,
-    # fitted branch: AUROC 0.816 against 0.810 for "bpe"); "bpe": byte-level BPE, where a small
+    # solved and refitted branch: AUROC 0.816 against 0.805 for "bpe"); "bpe": byte-level BPE, where a small
     # vocabulary keeps tokens close to characters (2,000 tokens: AUROC 0.80; 8,000: 0.76, Adam-fitted).
     tokenizer: Literal["char", "bpe"] = "char"
     # Characters ("char": the most frequent ones, the rest [UNK]) or BPE tokens.
@@ -127,8 +127,8 @@ class TrainingConfig(_Section):
     # false: the branch's scores, at several times the speed). null always keeps the encoder.
     min_encoder_gain: float | None = Field(0.005, ge=0.0, le=1.0)
     # How the first stage fits the n-gram branch: "lbfgs" solves it as an NB-scaled, L2-regularised
-    # logistic regression to convergence, its strength picked on validation AUROC (BEEP! split: AUROC
-    # 0.810 against 0.802 for the "adam" epochs with early stopping, same features);
+    # logistic regression to convergence, its strength picked on validation AUROC (BEEP! split, BPE
+    # tokens, branch refitted: AUROC 0.805 against 0.802 for the "adam" epochs with early stopping);
     # "adam": `epochs` of Adam, the best validation epoch kept.
     ngram_solver: Literal["lbfgs", "adam"] = "lbfgs"
     # When the champion is the branch alone, refit it on training + validation texts with the chosen

@@ -2,8 +2,8 @@
 
 ``char``: one token per character (spaces included), the ``vocab_size`` most frequent characters of
 the corpus, ``[UNK]`` for the rest. The n-gram branch then hashes character n-grams, as a char
-TF-IDF model does: on a BEEP! split its fitted branch reached AUROC 0.816 against 0.810 with a
-2,000-token BPE vocabulary (same solver, orders 1-3).
+TF-IDF model does: on a BEEP! split its solved and refitted branch reached AUROC 0.816 against 0.805
+with a 2,000-token BPE vocabulary (same solver, orders 1-3).
 
 ``bpe``: byte-level BPE. Every string encodes without ``[UNK]``, so a rare syllable or a look-alike
 symbol never hides the rest of the word; the choice for ``arena pretrain`` and larger vocabularies.
