@@ -154,7 +154,7 @@ class Context:
         """A defender with the default architecture (vocabulary included), trained briefly: for timing only.
 
         ``encoder=False``: saved without its encoder, as the default recipe saves the champion when the
-        encoder does not improve validation F1 (it did not on BEEP! or the seed corpus); ``True``: the
+        encoder does not improve validation AUROC (it did not on BEEP! or the seed corpus); ``True``: the
         encoder kept (``training.min_encoder_gain: null``), to show what it costs.
         """
         if encoder not in self._model_dirs:

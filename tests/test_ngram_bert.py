@@ -189,7 +189,7 @@ def test_mean_pooling_models_have_no_idf_and_bad_pooling_is_refused():
 def test_stage_two_starts_from_the_fitted_ngram_branch(tiny_config):
     """The encoder's head is zeroed after stage 1: the two-branch model predicts what the branch alone did."""
     from content_arena.data import load_seed_corpus
-    from content_arena.training import _fit_ngram_branch, _pad_id
+    from content_arena.training import EncodedSets, _fit_ngram_branch, _pad_id
     from content_arena.training.model_factory import build_small_classifier
     from content_arena.training.tokenizer import train_tokenizer
 
@@ -200,7 +200,8 @@ def test_stage_two_starts_from_the_fitted_ngram_branch(tiny_config):
     torch.manual_seed(0)
     model = build_small_classifier(cfg.model, tokenizer)
     fit_args = dict(pad_id=_pad_id(model, tokenizer), epochs=1, learning_rate=3e-3, weight_decay=0.0)
-    _fit_ngram_branch(model, tokenizer, texts, labels, None, cfg, None, fit_args)
+    _fit_ngram_branch(model, EncodedSets.build(tokenizer, texts, labels, None, cfg.model.max_length), cfg, None,
+                      fit_args)
     ids = torch.tensor([tokenizer.encode(texts[0]).ids])
     model.eval()
     with torch.no_grad():

@@ -36,7 +36,7 @@ from transformers import (
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 __all__ = ["NgramBertConfig", "NgramBertForSequenceClassification", "hash_ngrams", "ngram_document_frequency",
-           "register_auto_classes"]
+           "pad_id_lists", "register_auto_classes"]
 
 MODEL_TYPE = "arena-ngram-bert"
 _MODULUS = 2_147_483_647  # a prime: rolling hash kept below 2**31 so int64 never overflows
@@ -99,6 +99,18 @@ def hash_ngrams(
     return torch.cat(hashes, dim=1), torch.cat(masks, dim=1)
 
 
+def pad_id_lists(id_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` for token id lists, padded with 0 (an empty list is all padding)."""
+    width = max((len(ids) for ids in id_lists), default=0) or 1
+    input_ids = torch.zeros((len(id_lists), width), dtype=torch.long)
+    mask = torch.zeros((len(id_lists), width), dtype=torch.long)
+    for row, ids in enumerate(id_lists):
+        if ids:
+            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            mask[row, : len(ids)] = 1
+    return input_ids, mask
+
+
 def ngram_document_frequency(
     id_lists: list[list[int]], orders: list[int], buckets: int, chunk: int = 512
 ) -> tuple[torch.Tensor, int]:
@@ -108,12 +120,7 @@ def ngram_document_frequency(
         rows = [ids for ids in id_lists[start : start + chunk] if ids]
         if not rows:
             continue
-        width = max(len(ids) for ids in rows)
-        input_ids = torch.zeros((len(rows), width), dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, ids in enumerate(rows):
-            input_ids[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            mask[r, : len(ids)] = 1
+        input_ids, mask = pad_id_lists(rows)
         hashed, real = hash_ngrams(input_ids, mask, orders, buckets)
         # One count per (text, bucket): offset each row's buckets so a single unique() dedups per row.
         row_offset = torch.arange(len(rows), dtype=torch.long).unsqueeze(1) * buckets
@@ -150,22 +157,29 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
         idf = torch.log((1.0 + n) / (1.0 + df)) + 1.0
         self.ngram_idf.copy_(idf.to(self.ngram_idf.dtype))
 
-    def ngram_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """A text's n-gram embeddings pooled into ``(batch, ngram_dim)``.
+    def ngram_pooling_weights(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bucket ids ``(batch, n_grams)`` and the weight each occurrence has in its text's pooled vector
+        (0 for padding): :meth:`ngram_features` is the weighted sum of their embeddings.
 
-        "mean": their average. "idf": each weighted by its bucket's IDF, the sum divided by the L2 norm
-        of the weights, as a TF-IDF vector is normalised: frequent n-grams (particles, spaces) no
-        longer drown the rare ones that carry the insult, and long texts are not averaged flat.
+        "mean": 1 over the number of n-grams. "idf": the bucket's IDF over the L2 norm of those IDFs,
+        as a TF-IDF vector is normalised: frequent n-grams (particles, spaces) no longer drown the rare
+        ones that carry the insult, and long texts are not averaged flat.
         """
         buckets, real = hash_ngrams(input_ids, attention_mask, self.config.ngram_orders, self.config.ngram_buckets)
         weights = real.to(self.ngram_embeddings.weight.dtype)
         if self.config.ngram_pooling == "idf":
             weights = weights * self.ngram_idf[buckets].to(weights.dtype)
-            norm = weights.pow(2).sum(dim=1, keepdim=True).sqrt()
+            norm = weights.pow(2).sum(dim=1, keepdim=True).sqrt().clamp(min=1e-6)
         else:
-            norm = weights.sum(dim=1, keepdim=True)
-        summed = (self.ngram_embeddings(buckets) * weights.unsqueeze(-1)).sum(dim=1)
-        return summed / norm.clamp(min=1e-6 if self.config.ngram_pooling == "idf" else 1.0)
+            norm = weights.sum(dim=1, keepdim=True).clamp(min=1.0)
+        return buckets, weights / norm
+
+    def ngram_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """A text's n-gram embeddings pooled into ``(batch, ngram_dim)`` (see :meth:`ngram_pooling_weights`)."""
+        buckets, weights = self.ngram_pooling_weights(input_ids, attention_mask)
+        return (self.ngram_embeddings(buckets) * weights.unsqueeze(-1)).sum(dim=1)
 
     def forward(
         self,

@@ -88,12 +88,28 @@ def _texts_labels(examples: Sequence[Example], limit: int | None) -> tuple[list[
     return [e.text for e in chosen], labels
 
 
+@dataclass
+class EncodedSets:
+    """Training and validation texts tokenised once, for every stage that reads them."""
+
+    train_ids: list[list[int]]
+    train_labels: list[int]
+    val_ids: list[list[int]] | None = None
+    val_labels: list[int] | None = None
+
+    @classmethod
+    def build(cls, tokenizer: Any, texts: list[str], labels: list[int], val_examples: Sequence[Example] | None,
+              max_length: int) -> EncodedSets:
+        sets = cls(encode(tokenizer, texts, max_length), list(labels))
+        if val_examples:
+            sets.val_ids = encode(tokenizer, [e.text for e in val_examples], max_length)
+            sets.val_labels = [int(e.label) for e in val_examples]
+        return sets
+
+
 def _fit(
     model: torch.nn.Module,
-    tokenizer: Any,
-    texts: list[str],
-    labels: list[int],
-    val_examples: Sequence[Example] | None,
+    data: EncodedSets,
     cfg: ArenaConfig,
     tracker: Tracker | None,
     *,
@@ -104,15 +120,11 @@ def _fit(
     metric_prefix: str = "",
     keep_initial: bool = False,
 ):
-    """Tokenize train and validation texts once and run the loop with the configured batch and schedule."""
-    val_ids = val_labels = None
-    if val_examples:
-        val_ids = encode(tokenizer, [e.text for e in val_examples], cfg.model.max_length)
-        val_labels = [int(e.label) for e in val_examples]
+    """Run the loop over the encoded sets with the configured batch and schedule."""
     return fit(
         model,
-        encode(tokenizer, texts, cfg.model.max_length),
-        labels,
+        data.train_ids,
+        data.train_labels,
         pad_id=pad_id,
         epochs=epochs,
         learning_rate=learning_rate,
@@ -120,8 +132,8 @@ def _fit(
         weight_decay=weight_decay,
         warmup_ratio=cfg.training.warmup_ratio,
         seed=cfg.training.seed,
-        val_ids=val_ids,
-        val_labels=val_labels,
+        val_ids=data.val_ids,
+        val_labels=data.val_labels,
         on_epoch=_epoch_logger(tracker, metric_prefix),
         keep_initial=keep_initial,
     )
@@ -141,9 +153,7 @@ def _save(
     write_manifest(out_dir, ModelManifest(threshold=threshold, max_length=cfg.model.max_length, info=info))
 
 
-def _decision_threshold(
-    model: torch.nn.Module, tokenizer: Any, val_examples: Sequence[Example] | None, cfg: ArenaConfig, pad_id: int
-) -> float:
+def _decision_threshold(model: torch.nn.Module, data: EncodedSets, cfg: ArenaConfig, pad_id: int) -> float:
     """``model.threshold``, or with ``training.tune_threshold`` the F1-best one (within
     ``THRESHOLD_F1_TOLERANCE``, nearest ``model.threshold``) on enough validation texts.
 
@@ -152,15 +162,15 @@ def _decision_threshold(
     flagged far more clean comments; with the tolerance the default champion settled at 0.46.
     """
     threshold = cfg.model.threshold
-    if not cfg.training.tune_threshold or not val_examples:
+    if not cfg.training.tune_threshold or not data.val_ids or data.val_labels is None:
         return threshold
-    labels = np.array([int(e.label) for e in val_examples])
+    labels = np.array(data.val_labels)
     if len(labels) < MIN_THRESHOLD_EXAMPLES or labels.min() == labels.max():
         log.info("threshold %.2f kept: %d validation texts (tuning needs %d, both classes)", threshold,
                  len(labels), MIN_THRESHOLD_EXAMPLES)
         return threshold
     device = next(model.parameters()).device
-    scores = predict_scores(model, encode(tokenizer, [e.text for e in val_examples], cfg.model.max_length), pad_id, device)
+    scores = predict_scores(model, data.val_ids, pad_id, device)
     tuned, f1 = f1_optimal_threshold(labels, scores, prefer=threshold, tolerance=THRESHOLD_F1_TOLERANCE)
     log.info("threshold %.2f (validation F1 %.4f; %.4f at %.2f)", tuned, f1,
              binary_metrics(labels, scores, threshold).f1, threshold)
@@ -169,10 +179,7 @@ def _decision_threshold(
 
 def _fit_ngram_branch(
     model: NgramBertForSequenceClassification,
-    tokenizer: Any,
-    texts: list[str],
-    labels: list[int],
-    val_examples: Sequence[Example] | None,
+    data: EncodedSets,
     cfg: ArenaConfig,
     tracker: Tracker | None,
     fit_args: dict[str, Any],
@@ -189,12 +196,7 @@ def _fit_ngram_branch(
     """
     chosen_c: float | None = None
     if cfg.training.ngram_solver == "lbfgs":
-        val_ids = val_labels = None
-        if val_examples:
-            val_ids = encode(tokenizer, [e.text for e in val_examples], cfg.model.max_length)
-            val_labels = [int(e.label) for e in val_examples]
-        solved = fit_ngram_branch_linear(model, encode(tokenizer, texts, cfg.model.max_length), labels,
-                                         val_ids, val_labels)
+        solved = fit_ngram_branch_linear(model, data.train_ids, data.train_labels, data.val_ids, data.val_labels)
         chosen_c, best_val = solved.c, dict(solved.val)
         history = [{"stage": 1.0, "epoch": 1.0, "c": solved.c, **best_val}]
         if tracker:
@@ -203,7 +205,7 @@ def _fit_ngram_branch(
     else:
         model.branches = "ngram"
         try:
-            first = _fit(model, tokenizer, texts, labels, val_examples, cfg, tracker, **fit_args, metric_prefix="ngram_")
+            first = _fit(model, data, cfg, tracker, **fit_args, metric_prefix="ngram_")
         finally:
             model.branches = "both"
         history, best_val = [{"stage": 1.0, **row} for row in first.history], dict(first.best_val)
@@ -217,15 +219,6 @@ def _fit_ngram_branch(
     log.info("n-gram branch fitted (%s, %s); training the encoder on top", cfg.training.ngram_solver,
              ", ".join(f"{k}={v:.4f}" for k, v in best_val.items()))
     return history, best_val, chosen_c
-
-
-def _refit_ngram_branch(
-    model: NgramBertForSequenceClassification, tokenizer: Any, texts: list[str], labels: list[int], c: float,
-    cfg: ArenaConfig,
-) -> None:
-    """Solve the branch again on ``texts`` (training + validation) with the strength already chosen."""
-    fit_ngram_branch_linear(model, encode(tokenizer, texts, cfg.model.max_length), labels, cs=[c])
-    log.info("n-gram branch refitted on %d texts (training + validation, C=%g)", len(texts), c)
 
 
 def train_champion(
@@ -263,6 +256,7 @@ def train_champion(
             model.set_ngram_idf(encode(tokenizer, corpus, cfg.model.max_length, normalized=True))
         source = "built-from-config"
     pad_id = _pad_id(model, tokenizer)
+    data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length)
     params = {
         "mode": "full",
         "model_source": source,
@@ -285,12 +279,11 @@ def train_champion(
     branch_val: dict[str, float] = {}
     chosen_c: float | None = None
     if hasattr(model, "ngram_embeddings"):  # the default architecture: fit its n-gram branch first
-        history, branch_val, chosen_c = _fit_ngram_branch(model, tokenizer, texts, labels, val_examples, cfg,
-                                                          tracker, fit_args)
-        branch_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    fitted = _fit(
-        model, tokenizer, texts, labels, val_examples, cfg, tracker, **fit_args, keep_initial=bool(history)
-    )
+        history, branch_val, chosen_c = _fit_ngram_branch(model, data, cfg, tracker, fit_args)
+        # Kept to fall back on if the encoder does not earn its place (no copy when it always stays).
+        branch_state = ({k: v.detach().clone() for k, v in model.state_dict().items()}
+                        if cfg.training.min_encoder_gain is not None else {})
+    fitted = _fit(model, data, cfg, tracker, **fit_args, keep_initial=bool(history))
     if history:
         fitted.history = history + [{"stage": 2.0, **row} for row in fitted.history]
         # AUROC, not F1: threshold-free, so a couple of validation texts crossing 0.5 do not decide.
@@ -307,12 +300,14 @@ def train_champion(
     uses_encoder = bool(getattr(model.config, "use_encoder", True))
     if tracker:
         tracker.log_params({"use_encoder": uses_encoder})
-    threshold = _decision_threshold(model, tokenizer, val_examples, cfg, pad_id)
-    refit = bool(not uses_encoder and chosen_c is not None and val_examples and cfg.training.refit_on_validation)
+    threshold = _decision_threshold(model, data, cfg, pad_id)
+    refit = bool(not uses_encoder and chosen_c is not None and data.val_ids and cfg.training.refit_on_validation)
     if refit:
-        assert chosen_c is not None and val_examples is not None
-        _refit_ngram_branch(model, tokenizer, texts + [e.text for e in val_examples],
-                            labels + [int(e.label) for e in val_examples], chosen_c, cfg)
+        # The same strength, solved again on training + validation texts.
+        assert chosen_c is not None and data.val_ids is not None and data.val_labels is not None
+        fit_ngram_branch_linear(model, data.train_ids + data.val_ids, data.train_labels + data.val_labels, cs=[chosen_c])
+        log.info("n-gram branch refitted on %d texts (training + validation, C=%g)",
+                 len(data.train_ids) + len(data.val_ids), chosen_c)
     out = Path(out_dir)
     _save(model, tokenizer, out, cfg, {"mode": "full", "source": source, "pad_id": pad_id,
                                          "use_encoder": uses_encoder, "refit_on_validation": refit,
@@ -364,8 +359,9 @@ def train_challenger(
                 "trainable_params": trainable,
             }
         )
+    data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length)
     fitted = _fit(
-        model, tokenizer, texts, labels, val_examples, cfg, tracker, pad_id=pad_id,
+        model, data, cfg, tracker, pad_id=pad_id,
         epochs=cfg.training.challenger_epochs, learning_rate=cfg.training.challenger_learning_rate, weight_decay=0.0,
     )
     with tempfile.TemporaryDirectory(prefix="arena-adapter-") as tmp:

@@ -45,36 +45,22 @@ class LinearFit:
 
 def ngram_feature_matrix(model: NgramBertForSequenceClassification, id_lists: Sequence[Sequence[int]],
                          chunk: int = 512) -> torch.Tensor:
-    """The pooled n-gram features ``(texts, buckets)`` as a sparse CSR matrix, as ``ngram_features``
-    pools them: a bucket's entry is its IDF (1 with mean pooling) times its count, over the norm."""
-    from content_arena.defender.ngram_bert import hash_ngrams
+    """The pooled n-gram features ``(texts, buckets)`` as a sparse CSR matrix: row t times the n-gram
+    table is ``model.ngram_features`` of text t (repeated n-grams of a text are summed)."""
+    from content_arena.defender.ngram_bert import pad_id_lists
 
-    cfg = model.config
-    idf = model.ngram_idf if cfg.ngram_pooling == "idf" else None
     rows, cols, vals = [], [], []
-    for start in range(0, len(id_lists), chunk):
-        part = [list(ids) or [0] for ids in id_lists[start : start + chunk]]
-        width = max(len(ids) for ids in part)
-        input_ids = torch.zeros((len(part), width), dtype=torch.long)
-        mask = torch.zeros((len(part), width), dtype=torch.long)
-        for r, ids in enumerate(part):
-            input_ids[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            mask[r, : len(ids)] = 1 if id_lists[start + r] else 0
-        buckets, real = hash_ngrams(input_ids, mask, cfg.ngram_orders, cfg.ngram_buckets)
-        weights = real.to(torch.float32)
-        if idf is not None:
-            weights = weights * idf[buckets].to(torch.float32)
-            norm = weights.pow(2).sum(dim=1, keepdim=True).sqrt().clamp(min=1e-6)
-        else:
-            norm = weights.sum(dim=1, keepdim=True).clamp(min=1.0)
-        weights = weights / norm
-        r_index, c_index = torch.nonzero(real, as_tuple=True)
-        rows.append(r_index + start)
-        cols.append(buckets[r_index, c_index])
-        vals.append(weights[r_index, c_index])
+    with torch.no_grad():
+        for start in range(0, len(id_lists), chunk):
+            input_ids, mask = pad_id_lists([list(ids) for ids in id_lists[start : start + chunk]])
+            buckets, weights = model.ngram_pooling_weights(input_ids, mask)
+            r_index, c_index = torch.nonzero(weights, as_tuple=True)
+            rows.append(r_index + start)
+            cols.append(buckets[r_index, c_index])
+            vals.append(weights[r_index, c_index].float())
     coo = torch.sparse_coo_tensor(
-        torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals), (len(id_lists), cfg.ngram_buckets)
-    ).coalesce()  # sums repeated n-grams of a text
+        torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals), (len(id_lists), model.config.ngram_buckets)
+    ).coalesce()
     return coo.to_sparse_csr()
 
 
