@@ -266,6 +266,25 @@ def test_rule_variants_keep_labels_take_turns_and_repeat():
     assert with_rule_variants(examples, [], share=1.0) == examples
 
 
+def test_replay_mixes_in_a_multiple_of_the_augmented_set_or_every_original():
+    from content_arena.config import AugmentConfig
+    from content_arena.data import Example
+    from content_arena.data_augmentor import with_replay
+
+    augmented = [Example(f"variant {i}", i % 2) for i in range(10)]
+    original = [Example(f"original {i}", i % 2) for i in range(50)]
+    texts = lambda examples: sorted(e.text for e in examples)  # noqa: E731
+
+    assert AugmentConfig().replay_ratio is None  # the default replays the whole fit set
+    everything = with_replay(augmented, original, None, seed=1)
+    assert texts(everything) == texts(augmented + original)
+    assert everything != augmented + original  # shuffled together, not appended
+    two = with_replay(augmented, original, 2.0, seed=1)
+    assert len(two) == 30 and set(texts(augmented)) <= set(texts(two))
+    assert two == with_replay(augmented, original, 2.0, seed=1)  # deterministic under the seed
+    assert len(with_replay(augmented, original, 10.0, seed=1)) == 60  # capped at the originals
+    assert texts(with_replay(augmented, original, 0.0)) == texts(augmented)
+
 def test_hardened_champion_trains_on_rule_variants(corpus, tmp_path):
     from content_arena.attacks import UnknownStrategyError
 

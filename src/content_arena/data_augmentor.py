@@ -226,10 +226,12 @@ def with_rule_variants(
     return out
 
 
-def with_replay(augmented: Sequence[Example], original: Sequence[Example], ratio: float, seed: int = 0) -> list[Example]:
-    """Mix in ``ratio`` × len(augmented) original examples so the challenger keeps what it knew."""
+def with_replay(augmented: Sequence[Example], original: Sequence[Example], ratio: float | None,
+                seed: int = 0) -> list[Example]:
+    """Mix in ``ratio`` × len(augmented) original examples (all of them when ``ratio`` is None) so the
+    challenger keeps what it knew."""
     rng = random.Random(seed)
-    count = min(len(original), int(len(augmented) * ratio))
+    count = len(original) if ratio is None else min(len(original), int(len(augmented) * ratio))
     mixed = list(augmented) + rng.sample(list(original), count)
     rng.shuffle(mixed)
     return mixed
