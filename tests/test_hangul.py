@@ -137,3 +137,21 @@ jamo_heavy_text = st.text(
 def test_recompose_is_idempotent(text: str) -> None:
     once = recompose_jamo(text)
     assert recompose_jamo(once) == once
+
+
+@pytest.mark.parametrize(
+    ("roman", "hangul"),
+    [("sseuregi", "쓰레기"), ("sibal", "시발"), ("ssibal", "씨발"), ("saekki", "새끼"), ("gaesaekki", "개새끼"),
+     ("jonna", "존나"), ("nya", "냐"), ("eun", "은"), ("geup", "급"), ("byeongsin", "병신"), ("gwan", "관")],
+)
+def test_read_romanized_reads_revised_romanization(roman: str, hangul: str) -> None:
+    from content_arena.hangul import read_romanized
+
+    assert read_romanized(roman) == hangul
+
+
+def test_read_romanized_refuses_runs_without_syllables() -> None:
+    from content_arena.hangul import read_romanized
+
+    for word in ("pc", "tv", "kbs", "xyz", ""):
+        assert read_romanized(word) is None

@@ -117,3 +117,19 @@ _TRICKY = (
 def test_idempotent_on_jamo_separator_and_homoglyph_mixes(text: str) -> None:
     once = normalize(text)
     assert normalize(once) == once
+
+
+def test_vowel_lookalikes_after_a_consonant_jamo_are_read_as_the_syllable():
+    assert normalize("ㅅ1발 진짜") == "시발 진짜"
+    assert normalize("ㅇl미 ㄴr가") == "이미 나가"
+    # Not a lone look-alike: the start of a Latin word, or punctuation, stays.
+    assert normalize("ㅋㅋㅋlol") == "ㅋㅋㅋlol"
+    assert normalize("ㅋㅋㅋ!") == "ㅋㅋㅋ!"
+
+
+def test_romanised_runs_touching_hangul_are_read_back_only_in_hangul_texts():
+    assert normalize("누구ya 도대체 누구nya고") == "누구야 도대체 누구냐고"
+    assert normalize("sseuregi nyu스임") == "sseuregi 뉴스임"  # the run apart from Hangul stays
+    assert normalize("pc방 가자") == "pc방 가자"  # no vowel: not romanised Korean
+    assert normalize("sibal") == "sibal"  # no Hangul in the text: English is never rewritten
+    assert normalize("시bal", romanized=False) == "시bal"

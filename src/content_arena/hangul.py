@@ -256,3 +256,64 @@ def keyboard_decode(keys: str) -> str:
     Other characters pass through; keys that spell no syllable stay as jamo (``'rr'`` -> ``'ㄱㄱ'``).
     """
     return recompose_jamo("".join(KEYBOARD_JAMO.get(k, KEYBOARD_JAMO.get(k.lower(), k)) for k in keys))
+
+
+# Revised Romanization of Korean (2000), with the common informal spellings readers also decode
+# (l for ㄹ, k/t/p for an initial ㄱ/ㄷ/ㅂ is RR's own aspirate and stays one).
+_ROMAN_INITIALS: dict[str, int] = {
+    roman: COMPAT_INITIALS.index(jamo) for roman, jamo in (
+        ("kk", "ㄲ"), ("tt", "ㄸ"), ("pp", "ㅃ"), ("ss", "ㅆ"), ("jj", "ㅉ"), ("ch", "ㅊ"), ("g", "ㄱ"),
+        ("n", "ㄴ"), ("d", "ㄷ"), ("r", "ㄹ"), ("l", "ㄹ"), ("m", "ㅁ"), ("b", "ㅂ"), ("s", "ㅅ"), ("j", "ㅈ"),
+        ("k", "ㅋ"), ("t", "ㅌ"), ("p", "ㅍ"), ("h", "ㅎ"),
+    )
+}
+_ROMAN_MEDIALS: dict[str, int] = {
+    roman: COMPAT_MEDIALS.index(jamo) for roman, jamo in (
+        ("yae", "ㅒ"), ("yeo", "ㅕ"), ("wae", "ㅙ"), ("ae", "ㅐ"), ("ya", "ㅑ"), ("eo", "ㅓ"), ("ye", "ㅖ"),
+        ("wa", "ㅘ"), ("oe", "ㅚ"), ("yo", "ㅛ"), ("wo", "ㅝ"), ("we", "ㅞ"), ("wi", "ㅟ"), ("yu", "ㅠ"),
+        ("eu", "ㅡ"), ("ui", "ㅢ"), ("a", "ㅏ"), ("e", "ㅔ"), ("o", "ㅗ"), ("u", "ㅜ"), ("i", "ㅣ"),
+    )
+}
+_ROMAN_FINALS: dict[str, int] = {
+    roman: COMPAT_FINALS.index(jamo) for roman, jamo in (
+        ("ng", "ㅇ"), ("k", "ㄱ"), ("g", "ㄱ"), ("n", "ㄴ"), ("t", "ㅅ"), ("d", "ㄷ"), ("l", "ㄹ"), ("m", "ㅁ"),
+        ("p", "ㅂ"), ("b", "ㅂ"),
+    )
+}
+
+
+def _longest(table: dict[str, int], text: str, pos: int) -> str:
+    for size in (3, 2, 1):
+        if text[pos : pos + size] in table:
+            return text[pos : pos + size]
+    return ""
+
+
+def read_romanized(word: str) -> str | None:
+    """Hangul for a lower-case romanised run (``sseuregi`` -> ``쓰레기``, ``nya`` -> ``냐``), or None
+    when the run does not split into romanised syllables (``pc``, ``tv``: no vowel to carry them).
+
+    Greedy, left to right: optional initial, a vowel (required), and a final consonant only when no
+    vowel follows it (then it starts the next syllable: ``sibal`` is 시발, not 싑알; a doubled consonant
+    before a vowel is the next tense initial: ``saekki`` is 새끼). Ambiguous
+    spellings read one way (RR ``t`` as a final is ㅅ, the commonest final pronounced [t]).
+    """
+    out: list[str] = []
+    pos = 0
+    while pos < len(word):
+        initial = _longest(_ROMAN_INITIALS, word, pos)
+        medial = _longest(_ROMAN_MEDIALS, word, pos + len(initial))
+        if not medial:
+            return None
+        pos += len(initial) + len(medial)
+        final = ""
+        doubled = word[pos : pos + 2] in ("kk", "tt", "pp", "ss", "jj") and _longest(_ROMAN_MEDIALS, word, pos + 2)
+        for size in () if doubled else (2, 1):
+            candidate = word[pos : pos + size]
+            if len(candidate) == size and candidate in _ROMAN_FINALS and not _longest(_ROMAN_MEDIALS, word, pos + size):
+                final = candidate
+                break
+        pos += len(final)
+        out.append(compose_syllable(_ROMAN_INITIALS[initial] if initial else COMPAT_INITIALS.index("ㅇ"),
+                                    _ROMAN_MEDIALS[medial], _ROMAN_FINALS[final] if final else 0))
+    return "".join(out) or None

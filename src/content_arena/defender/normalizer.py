@@ -29,7 +29,14 @@
 8. **symbols inside Hangul words**: 1-3 separator symbols (``. , * _ - ~ · • / | + ^ = : ;``, no
    space) directly between two syllables are removed: ``씨_발_놈아`` -> ``씨발놈아``, ``병/신`` ->
    ``병신``. Clean text pays a little: ``한·미`` becomes ``한미``, ``했다.그리고`` becomes ``했다그리고``.
-   A space splitting a word (``국 정감사``) is beyond this step: undoing it needs a dictionary.
+   A space splitting a word (``국 정감사``) is beyond this step: undoing it needs a dictionary;
+9. **Latin inside Hangul words**, in texts that contain Hangul: a consonant jamo followed by one
+   Latin or digit look-alike of a vowel becomes the syllable a reader sees (``ㅅ1발`` -> ``시발``,
+   ``ㄴr`` -> ``나``; ``1 l i |`` read as ``ㅣ``, ``r`` as ``ㅏ``), and a Latin run written directly
+   against a syllable is read back as romanised Korean when it splits into romanised syllables
+   (:func:`content_arena.hangul.read_romanized`: ``시bal`` -> ``시발``, ``누구nya`` -> ``누구냐``).
+   Runs that do not split (``pc방``, ``tv를``) stay; an English word glued to a particle
+   (``game을``) is read as Korean too, a small change to clean text beside the respellings recovered.
 
 The result is idempotent (``normalize(normalize(x)) == normalize(x)``) for every string, and
 :func:`normalize` never raises on ``str`` input.
@@ -42,10 +49,14 @@ import unicodedata
 from collections.abc import Iterable
 
 from content_arena.hangul import (
+    COMPAT_INITIALS,
+    COMPAT_MEDIALS,
     HALFWIDTH_TO_COMPAT,
+    compose_syllable,
     has_hangul_syllable,
     is_syllable,
     keyboard_decode,
+    read_romanized,
     recompose_jamo,
 )
 
@@ -121,6 +132,22 @@ _INNER_SYMBOLS = re.compile(r"(?<=[\uac00-\ud7a3])[.,*_\-~·•/|+^=:;]{1,3}(?=[
 _KEYBOARD_WORD = re.compile(r"(?<![0-9a-z])[a-z]{4,}(?![0-9a-z])")
 
 
+# Step 9: a lone vowel look-alike (not the start of a Latin word) after a consonant jamo; Latin runs
+# touching a syllable on either side.
+_VOWEL_LOOKALIKES = {"1": "ㅣ", "l": "ㅣ", "i": "ㅣ", "|": "ㅣ", "r": "ㅏ"}
+_JAMO_LOOKALIKE = re.compile(f"([{COMPAT_INITIALS}])([1li|r])(?![a-z])")
+_LATIN_BY_SYLLABLE = re.compile("(?<=[\uac00-\ud7a3])[a-z]+|[a-z]+(?=[\uac00-\ud7a3])")
+
+
+def _read_lookalike(match: re.Match[str]) -> str:
+    initial, vowel = match.groups()
+    return compose_syllable(COMPAT_INITIALS.index(initial), COMPAT_MEDIALS.index(_VOWEL_LOOKALIKES[vowel]))
+
+
+def _read_latin_run(match: re.Match[str]) -> str:
+    return read_romanized(match.group()) or match.group()
+
+
 def _common_syllables(text: str) -> bool:
     """2 or more syllables, all among the 2,350 of KS X 1001 (the ones EUC-KR can encode)."""
     if len(text) < 2 or not all(is_syllable(char) for char in text):
@@ -159,11 +186,11 @@ def _finish(text: str) -> str:
     return text
 
 
-def normalize(text: str, *, keyboard: bool = True) -> str:
+def normalize(text: str, *, keyboard: bool = True, romanized: bool = True) -> str:
     """Normalise one text (see the module docstring for the steps). Idempotent, never raises.
 
     ``keyboard=False`` skips step 7 (the attacks' readability proxy compares keyboard-mode words
-    through its own reverse table).
+    through its own reverse table); ``romanized=False`` skips step 9.
     """
     if text.isascii():
         return _finish(text.lower())
@@ -176,11 +203,14 @@ def normalize(text: str, *, keyboard: bool = True) -> str:
         # (Cyrillic с + U+0301 -> Latin ć, Ϊ + U+0301 -> ΐ); compose now so a second pass changes nothing.
         text = unicodedata.normalize("NFC", text)
     text = _finish(text)
-    # Steps 7 and 8 come last: the joins of step 6 can assemble a keyboard-mode word (t l q k f), and
+    # Steps 7, 9 and 8 come last, in that order: the joins of step 6 can assemble a keyboard-mode word (t l q k f), and
     # a word read back can put a symbol between two syllables (tlqkf·놈 -> 시발·놈).
     if has_hangul_syllable(text):
         if keyboard:
             text = _KEYBOARD_WORD.sub(_decode_keyboard_word, text)
+        if romanized:
+            text = _JAMO_LOOKALIKE.sub(_read_lookalike, text)
+            text = _LATIN_BY_SYLLABLE.sub(_read_latin_run, text)
         text = _INNER_SYMBOLS.sub("", text)
     return text
 
