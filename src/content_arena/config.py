@@ -159,10 +159,9 @@ class AugmentConfig(_Section):
     clean_negatives_ratio: float = Field(1.0, ge=0.0, le=10.0)
     # Original training examples mixed into the challenger's set, as a multiple of the augmented ones;
     # null replays every one. A sample lets the adapter drift: on the README loop (before normaliser
-    # step 9), replaying as many
-    # originals as augmented examples (ratio 1) raised clean FPR from 0.058 to 0.102 at the champion's
-    # threshold (AUROC unchanged, so scores moved, not the ranking) and the challenger was rejected;
-    # replaying all of them kept FPR at 0.053 while evasion fell from 0.025 to 0.008.
+    # step 9), replaying as many originals as augmented examples (ratio 1) raised clean FPR from 0.058
+    # to 0.102 at the champion's threshold (AUROC unchanged, so scores moved, not the ranking) and the
+    # challenger was rejected; replaying all of them kept FPR at 0.053 while evasion fell 0.025 -> 0.008.
     replay_ratio: float | None = Field(None, ge=0.0, le=10.0)
     # With the ``adaptive`` strategy bound to the champion (see data_augmentor): searches per toxic pool
     # text, echoes of each successful search's edits, and the share of toxic positives from the search.
