@@ -258,8 +258,8 @@ def keyboard_decode(keys: str) -> str:
     return recompose_jamo("".join(KEYBOARD_JAMO.get(k, KEYBOARD_JAMO.get(k.lower(), k)) for k in keys))
 
 
-# Revised Romanization of Korean (2000), with the common informal spellings readers also decode
-# (l for ㄹ, k/t/p for an initial ㄱ/ㄷ/ㅂ is RR's own aspirate and stays one).
+# Revised Romanization of Korean (2000), plus l for ㄹ as readers also write it. An initial k, t or p
+# is RR's aspirate (ㅋ ㅌ ㅍ); as a final it is read as ㄱ, ㅅ, ㅂ.
 _ROMAN_INITIALS: dict[str, int] = {
     roman: COMPAT_INITIALS.index(jamo) for roman, jamo in (
         ("kk", "ㄲ"), ("tt", "ㄸ"), ("pp", "ㅃ"), ("ss", "ㅆ"), ("jj", "ㅉ"), ("ch", "ㅊ"), ("g", "ㄱ"),

@@ -135,7 +135,7 @@ _KEYBOARD_WORD = re.compile(r"(?<![0-9a-z])[a-z]{4,}(?![0-9a-z])")
 # Step 9: a lone vowel look-alike (not the start of a Latin word) after a consonant jamo; Latin runs
 # touching a syllable on either side.
 _VOWEL_LOOKALIKES = {"1": "ㅣ", "l": "ㅣ", "i": "ㅣ", "|": "ㅣ", "r": "ㅏ"}
-_JAMO_LOOKALIKE = re.compile(f"([{COMPAT_INITIALS}])([1li|r])(?![a-z])")
+_JAMO_LOOKALIKE = re.compile(f"([{COMPAT_INITIALS}])([{re.escape(''.join(_VOWEL_LOOKALIKES))}])(?![a-z])")
 _LATIN_BY_SYLLABLE = re.compile("(?<=[\uac00-\ud7a3])[a-z]+|[a-z]+(?=[\uac00-\ud7a3])")
 
 
@@ -203,8 +203,8 @@ def normalize(text: str, *, keyboard: bool = True, romanized: bool = True) -> st
         # (Cyrillic с + U+0301 -> Latin ć, Ϊ + U+0301 -> ΐ); compose now so a second pass changes nothing.
         text = unicodedata.normalize("NFC", text)
     text = _finish(text)
-    # Steps 7, 9 and 8 come last, in that order: the joins of step 6 can assemble a keyboard-mode word (t l q k f), and
-    # a word read back can put a symbol between two syllables (tlqkf·놈 -> 시발·놈).
+    # Steps 7, 9 and 8 come last, in that order: the joins of step 6 can assemble a keyboard-mode word
+    # (t l q k f), and a word read back can put a symbol between two syllables (tlqkf·놈 -> 시발·놈).
     if has_hangul_syllable(text):
         if keyboard:
             text = _KEYBOARD_WORD.sub(_decode_keyboard_word, text)
