@@ -285,6 +285,7 @@ def test_replay_mixes_in_a_multiple_of_the_augmented_set_or_every_original():
     assert len(with_replay(augmented, original, 10.0, seed=1)) == 60  # capped at the originals
     assert texts(with_replay(augmented, original, 0.0)) == texts(augmented)
 
+
 def test_hardened_champion_trains_on_rule_variants(corpus, tmp_path):
     from content_arena.attacks import UnknownStrategyError
 
