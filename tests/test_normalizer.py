@@ -13,6 +13,7 @@ from content_arena.defender.normalizer import (
     normalize,
     normalize_many,
 )
+from content_arena.hangul import HALFWIDTH_TO_COMPAT
 
 
 @pytest.mark.parametrize(
@@ -80,6 +81,18 @@ def test_normalize_examples(raw: str, expected: str) -> None:
 def test_every_invisible_character_is_removed() -> None:
     for char in INVISIBLE_CHARACTERS:
         assert normalize(f"씨{char}발") == "씨발", hex(ord(char))
+
+
+def test_every_halfwidth_jamo_becomes_its_compatibility_jamo() -> None:
+    for half, compat in HALFWIDTH_TO_COMPAT.items():
+        assert normalize(f"ㅋ{half}ㅋ") == normalize(f"ㅋ{compat}ㅋ"), hex(ord(half))
+
+
+@pytest.mark.parametrize("space", [" ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x85", "\xa0", "\u2028",
+                                   "\u3000", "\u2003", "\u1680", " \t\u3000 "])
+def test_every_kind_of_whitespace_run_becomes_one_space(space: str) -> None:
+    assert normalize(f"{space}hello{space}world{space}") == "hello world"
+    assert normalize(f"{space}좋은{space}하루{space}") == "좋은 하루"
 
 
 def test_every_homoglyph_fold_reaches_latin() -> None:
