@@ -12,6 +12,7 @@ from tokenizers import Tokenizer
 
 from content_arena.defender.artifacts import TOKENIZER_FILE, ModelNotFound, verify_model_dir
 from content_arena.defender.base import Defender
+from content_arena.defender.token_ids import TokenEncoder, encoder_for
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +20,9 @@ log = logging.getLogger(__name__)
 class TransformerDefender(Defender):
     """Batched inference over a ``*ForSequenceClassification`` model in ``model_dir``.
 
-    Texts are tokenized once with the Rust tokenizer, sorted by length and cut into batches so that
-    padding stays small; scores come back in the caller's order.
+    Texts are tokenized once (a character-level tokenizer through a lookup table, any other with the
+    Rust tokenizer; see :mod:`~content_arena.defender.token_ids`), sorted by length and cut into batches
+    so that padding stays small; scores come back in the caller's order.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class TransformerDefender(Defender):
         self.verify = verify
         self.model: torch.nn.Module | None = None
         self.tokenizer: Tokenizer | None = None
+        self.encoder: TokenEncoder | None = None
         self.max_length = 128
         self.pad_id = 0
 
@@ -67,6 +70,7 @@ class TransformerDefender(Defender):
                     self.threshold = manifest.threshold
                 self.version = str(manifest.info.get("version")) if manifest.info.get("version") else None
             tokenizer.enable_truncation(self.max_length)
+            self.encoder = encoder_for(tokenizer, self.max_length)
             recorded = manifest.info.get("pad_id") if manifest is not None else None
             self.pad_id = int(recorded) if recorded is not None else (tokenizer.token_to_id("[PAD]") or 0)
             self.tokenizer, self.model = tokenizer, model
@@ -74,26 +78,17 @@ class TransformerDefender(Defender):
         log.info("defender %s loaded from %s on %s", self.name, self.model_dir, self.device)
         return self
 
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        assert self.tokenizer is not None
-        return [enc.ids for enc in self.tokenizer.encode_batch(list(texts), add_special_tokens=True)]
-
     @torch.inference_mode()
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Raw two-class logits for already preprocessed texts, in input order."""
-        assert self.model is not None
-        ids = self._encode(texts)
-        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        order = np.argsort(lengths, kind="stable")
-        out = np.empty((len(ids), 2), dtype=np.float32)
-        for start in range(0, len(ids), self.batch_size):
+        assert self.model is not None and self.encoder is not None
+        tokens = self.encoder.encode(texts)
+        offsets = tokens.offsets
+        order = np.argsort(tokens.lengths, kind="stable")
+        out = np.empty((len(tokens), 2), dtype=np.float32)
+        for start in range(0, len(tokens), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            width = int(lengths[chunk].max())
-            batch = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
-            for row, index in enumerate(chunk):
-                seq = ids[index]
-                batch[row, : len(seq)] = seq
-            input_ids = torch.from_numpy(batch).to(self.device)
+            input_ids = torch.from_numpy(tokens.padded(chunk, self.pad_id, offsets)).to(self.device)
             mask = (input_ids != self.pad_id).long()
             result = self.model(input_ids=input_ids, attention_mask=mask).logits
             out[chunk] = result.float().cpu().numpy()
