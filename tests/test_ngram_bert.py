@@ -54,6 +54,17 @@ def test_orders_hash_apart_and_short_inputs_do_not_fail():
     assert r.sum().item() == 0 and b.shape[0] == 1
 
 
+def test_pooled_ngram_features_are_the_weighted_sum_of_their_embeddings():
+    # The plain table pools with one fused embedding_bag; it must equal the gather-and-sum it replaces.
+    model = _model(ngram_pooling="idf")
+    model.ngram_idf.uniform_(1.0, 3.0)
+    ids = torch.tensor([[2, 11, 12, 13, 3, 0], [2, 20, 21, 22, 23, 3]])
+    mask = (ids != 0).long()
+    buckets, weights = model.ngram_pooling_weights(ids, mask)
+    expected = (model.ngram_embeddings(buckets) * weights.unsqueeze(-1)).sum(dim=1)
+    torch.testing.assert_close(model.ngram_features(ids, mask), expected)
+
+
 def test_padding_does_not_change_a_texts_logits():
     model = _model()
     alone = torch.tensor([[2, 11, 12, 13, 3]])

@@ -179,7 +179,13 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
     def ngram_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """A text's n-gram embeddings pooled into ``(batch, ngram_dim)`` (see :meth:`ngram_pooling_weights`)."""
         buckets, weights = self.ngram_pooling_weights(input_ids, attention_mask)
-        return (self.ngram_embeddings(buckets) * weights.unsqueeze(-1)).sum(dim=1)
+        table = self.ngram_embeddings
+        if type(table) is nn.Embedding:
+            # One fused gather-and-sum: no (batch, n_grams, dim) tensor in between.
+            return nn.functional.embedding_bag(buckets, table.weight, per_sample_weights=weights, mode="sum",
+                                               sparse=table.sparse)
+        # Wrapped (a LoRA adapter on the table): its own forward adds the adapter's contribution.
+        return (table(buckets) * weights.unsqueeze(-1)).sum(dim=1)
 
     def forward(
         self,
