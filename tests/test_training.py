@@ -334,3 +334,32 @@ def test_threshold_stays_configured_with_few_validation_texts_or_tuning_off(corp
     fixed = train_champion(train[:200], tmp_path / "off", load_config(None, home=str(tmp_path / "b"), **off),
                            val_examples=test[:250])
     assert read_manifest(fixed.model_dir).threshold == 0.45
+
+
+def test_patience_stops_when_validation_stops_improving_and_keeps_the_best_epoch():
+    import torch
+
+    from content_arena.defender.ngram_bert import NgramBertConfig, NgramBertForSequenceClassification
+    from content_arena.training.loop import fit
+
+    torch.manual_seed(0)
+    config = NgramBertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=16, max_position_embeddings=16, pad_token_id=0, num_labels=2,
+                             ngram_buckets=64, ngram_dim=4)
+    ids = [[2, 5 + i % 7, 6 + i % 5, 3] for i in range(40)]
+    labels = [i % 2 for i in range(40)]
+
+    def run(patience):
+        model = NgramBertForSequenceClassification(config)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        # A learning rate this small cannot move validation F1: no epoch beats the starting point.
+        result = fit(model, ids, labels, pad_id=0, epochs=5, learning_rate=1e-12, batch_size=8,
+                     val_ids=ids[:10], val_labels=labels[:10], keep_initial=True, patience=patience)
+        unchanged = all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+        return result, unchanged
+
+    stopped, unchanged = run(2)
+    assert [row["epoch"] for row in stopped.history] == [1, 2]
+    assert stopped.best_epoch == 0 and unchanged  # the starting point was best and is what is left
+    full, _ = run(None)
+    assert [row["epoch"] for row in full.history] == [1, 2, 3, 4, 5]

@@ -136,6 +136,7 @@ def _fit(
         val_labels=data.val_labels,
         on_epoch=_epoch_logger(tracker, metric_prefix),
         keep_initial=keep_initial,
+        patience=cfg.training.patience,
     )
 
 

@@ -105,8 +105,13 @@ def fit(
     device: torch.device | None = None,
     on_epoch: EpochCallback | None = None,
     keep_initial: bool = False,
+    patience: int | None = None,
 ) -> FitResult:
     """Train ``model`` in place; with a validation set, the epoch with the best val F1 is restored.
+
+    ``patience``: with a validation set, stop once that many epochs in a row have not beaten the
+    best one (the learning-rate schedule is still planned over ``epochs``, so the epochs that ran
+    are the same as without stopping).
 
     ``keep_initial``: the untrained state counts as epoch 0, so training that only makes the model
     worse on validation leaves it as it was (used when a stage builds on an already fitted branch).
@@ -165,6 +170,10 @@ def fit(
         log.info("epoch %d/%d %s", epoch, epochs, ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
         if on_epoch is not None:
             on_epoch(epoch, row)
+        if has_val and patience is not None and epoch - result.best_epoch >= patience and epoch < epochs:
+            log.info("stopping after epoch %d: no better validation F1 than epoch %d for %d epochs",
+                     epoch, result.best_epoch, patience)
+            break
     if best_state is not None:
         model.load_state_dict(copy.deepcopy(best_state))
     else:
