@@ -118,9 +118,9 @@ class TrainingConfig(_Section):
     max_train_examples: int | None = Field(None, ge=1)
     # Rule strategies whose variants of the champion's own training texts (labels kept) are added to
     # its training set: off by default, because it trades one robustness figure for others. On BEEP!
-    # (spacing + leet_phonetic, share 1.0; `python -m bench --only quality`) leet-garbled clean texts
-    # were flagged 7 instead of 35 points above the clean FPR, but leet_phonetic evasion rose from
-    # 0.018 to 0.082 and spaced clean texts from +2.1 to +2.6 points; F1 unchanged (see the README).
+    # (spacing + leet_phonetic, share 1.0; `python -m bench --only quality`, 2026-11-22) leet-garbled
+    # clean texts were flagged 7.3 instead of 8.2 points above the clean FPR, but the clean FPR rose
+    # from 0.387 to 0.419; F1 0.776 both (see the README).
     harden_strategies: list[str] = Field(default_factory=list)
     # The first champion's decision threshold: the F1-best one in 0.2-0.8 on its validation texts
     # (200 or more; F1 within 0.005 of the best counts, nearest model.threshold wins), else
