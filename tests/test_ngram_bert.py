@@ -131,7 +131,7 @@ def test_champion_is_an_ngram_model_trained_in_two_stages(tiny_config, tmp_path)
     from content_arena.data import load_seed_corpus, split_examples
     from content_arena.training import train_champion
 
-    cfg = tiny_config()
+    cfg = tiny_config(training={"patience": None})  # every stage-2 epoch runs
     train, val = split_examples(load_seed_corpus(), test_fraction=0.2, seed=0)
     result = train_champion(train[:400], tmp_path / "m", cfg, val_examples=val[:100])
     stages = [row.get("stage") for row in result.history]
