@@ -13,6 +13,7 @@ from content_arena.hangul import (
     decompose_syllable,
     has_hangul_syllable,
     is_syllable,
+    phonetic_key,
     recompose_jamo,
     syllable_to_compat,
     syllable_to_conjoining,
@@ -155,3 +156,18 @@ def test_read_romanized_refuses_runs_without_syllables() -> None:
 
     for word in ("pc", "tv", "kbs", "xyz", ""):
         assert read_romanized(word) is None
+
+
+@pytest.mark.parametrize(("respelled", "plain"), [("씨발", "시발"), ("꺼져", "거져"), ("쳐", "져"), ("새끼", "세기"),
+                                                 ("븅신", "붕신"), ("뇬", "년"), ("싀발", "시발")])
+def test_phonetic_key_gives_respellings_their_words_key(respelled: str, plain: str) -> None:
+    assert "".join(map(phonetic_key, respelled)) == "".join(map(phonetic_key, plain))
+
+
+def test_phonetic_key_keeps_non_syllables_and_finals_and_is_idempotent() -> None:
+    for char in "ㅋa1 !ㅆ":
+        assert phonetic_key(char) == char
+    assert phonetic_key("닭") == "닭" and phonetic_key("빵") == "방"  # finals are kept as they are
+    keys = {phonetic_key(s) for s in ALL_SYLLABLES}
+    assert all(phonetic_key(k) == k for k in keys)
+    assert len(keys) < len(ALL_SYLLABLES) / 2  # a real merge, not a relabelling

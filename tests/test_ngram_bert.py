@@ -248,6 +248,67 @@ def test_model_without_encoder_is_its_branch_and_old_configs_keep_the_encoder(tm
         torch.testing.assert_close(loaded(input_ids=ids, attention_mask=mask).logits, out)
 
 
+def test_folded_tokens_share_their_ngrams_and_the_table_is_saved(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    model = _model(ngram_fold=True, ngram_pooling="idf")
+    assert model.ngram_fold_ids.tolist() == list(range(50))  # the identity until a table is set
+    table = list(range(50))
+    table[21] = 11  # token 21 is read as token 11 by the n-gram branch
+    model.set_ngram_fold(table)
+    model.set_ngram_idf([[2, 11, 12, 3], [2, 21, 13, 3], [2, 14, 3]])
+    # IDF is counted on folded ids: 11 and 21 are one n-gram, found in two texts of three.
+    buckets, _ = hash_ngrams(torch.tensor([[11], [14]]), torch.ones(2, 1), [1], 256)
+    assert model.ngram_idf[buckets[0, 0]] < model.ngram_idf[buckets[1, 0]]
+    model.config.use_encoder = False
+    a, b = torch.tensor([[2, 11, 12, 3]]), torch.tensor([[2, 21, 12, 3]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=a).logits, model(input_ids=b).logits)
+        other = model(input_ids=torch.tensor([[2, 13, 12, 3]])).logits
+    assert not torch.allclose(model(input_ids=a).logits, other)
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path, use_safetensors=True).eval()
+    assert loaded.ngram_fold_ids[21].item() == 11
+    with pytest.raises(ValueError, match="one id"):
+        model.set_ngram_fold([0] * 49)
+    with pytest.raises(ValueError, match="ngram_fold=True"):
+        _model().set_ngram_fold(table)
+
+
+def test_phonetic_fold_table_maps_respelled_syllables_onto_their_plain_token():
+    from content_arena.training.tokenizer import phonetic_fold_ids, train_tokenizer
+
+    tokenizer = train_tokenizer(["씨발 시발 새끼 세 끼", "hello"] * 3, vocab_size=300, kind="char")
+    table = phonetic_fold_ids(tokenizer)
+    ids = tokenizer.token_to_id
+    assert table[ids("씨")] == ids("시") and table[ids("새")] == ids("세")
+    assert table[ids("끼")] == ids("끼")  # 기 is not in the vocabulary: the token keeps its own id
+    assert table[ids("h")] == ids("h") and len(table) == tokenizer.get_vocab_size()
+
+
+def test_champion_built_with_the_phonetic_fold_carries_its_table(tiny_config, tmp_path):
+    from content_arena.data import load_seed_corpus, split_examples
+    from content_arena.defender import TransformerDefender
+    from content_arena.training import train_champion
+
+    # The encoder is dropped (no gain can reach 1.0), so the scores are the n-gram branch's alone.
+    cfg = tiny_config(model={"ngram_phonetic_fold": True}, training={"min_encoder_gain": 1.0})
+    train, val = split_examples(load_seed_corpus(), test_fraction=0.2, seed=0)
+    result = train_champion(train[:400], tmp_path / "folded", cfg, val_examples=val[:100])
+    defender = TransformerDefender(result.model_dir, device="cpu").load()
+    table = defender.model.ngram_fold_ids.tolist()
+    assert defender.model.config.ngram_fold is True and defender.model.config.use_encoder is False
+    folded = [i for i, j in enumerate(table) if i != j]
+    assert folded, "the seed corpus has tensed or aspirated syllables whose plain form it also has"
+    respelled = defender.tokenizer.id_to_token(folded[0])
+    plain = defender.tokenizer.id_to_token(table[folded[0]])
+    assert respelled != plain
+    # A respelling the table folds reaches the n-gram branch as its plain word: the same score.
+    scores = defender.scores([f"진짜 {respelled}발 놈", f"진짜 {plain}발 놈", "진짜 좋은 하루"])
+    assert scores[0] == pytest.approx(scores[1], abs=1e-6)
+    assert scores[0] != pytest.approx(scores[2], abs=1e-6)
+
+
 def test_char_tokenizer_gives_one_token_per_character_and_loads_as_a_fast_tokenizer(tmp_path):
     from transformers import AutoTokenizer
 

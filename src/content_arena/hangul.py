@@ -88,6 +88,28 @@ def compose_syllable(initial: int, medial: int, final: int = 0) -> str:
     return chr(SYLLABLE_FIRST + (initial * MEDIAL_COUNT + medial) * FINAL_COUNT + final)
 
 
+# Respellings that keep how a word sounds to a reader swap these: a tense or aspirated initial for the
+# plain one (씨발/시발, 꺼져/거져, 쳐/져), and vowels that most speakers no longer tell apart (ㅐ/ㅔ:
+# 새끼/세끼) or that slang swaps (ㅛ/ㅕ, ㅢ ㅟ/ㅣ, ㅠ/ㅜ). Each class maps to one representative.
+_PLAIN_INITIAL = {"ㄲ": "ㄱ", "ㅋ": "ㄱ", "ㄸ": "ㄷ", "ㅌ": "ㄷ", "ㅃ": "ㅂ", "ㅍ": "ㅂ", "ㅆ": "ㅅ", "ㅉ": "ㅈ",
+                  "ㅊ": "ㅈ"}
+_PLAIN_MEDIAL = {"ㅐ": "ㅔ", "ㅒ": "ㅖ", "ㅙ": "ㅞ", "ㅚ": "ㅞ", "ㅛ": "ㅕ", "ㅢ": "ㅣ", "ㅟ": "ㅣ", "ㅠ": "ㅜ"}
+_INITIAL_KEY = [COMPAT_INITIALS.index(_PLAIN_INITIAL.get(j, j)) for j in COMPAT_INITIALS]
+_MEDIAL_KEY = [COMPAT_MEDIALS.index(_PLAIN_MEDIAL.get(j, j)) for j in COMPAT_MEDIALS]
+
+
+def phonetic_key(char: str) -> str:
+    """The syllable with its initial made plain and its vowel merged with its near-homophones:
+    ``'씨' -> '시'``, ``'깨' -> '게'``, ``'쳐' -> '져'``, ``'븅' -> '붕'``. Any other character is returned as
+    it is. Lossy on purpose (``'빵'`` and ``'방'`` share a key): a view of a text in which the phonetic
+    respellings of the leet_phonetic family no longer differ from the word they respell.
+    """
+    if not is_syllable(char):
+        return char
+    initial, medial, final = decompose_syllable(char)
+    return compose_syllable(_INITIAL_KEY[initial], _MEDIAL_KEY[medial], final)
+
+
 def syllable_to_compat(char: str) -> str:
     """``'발' -> 'ㅂㅏㄹ'``."""
     initial, medial, final = decompose_syllable(char)

@@ -55,6 +55,7 @@ class NgramBertConfig(BertConfig):
         ngram_dropout: float = 0.1,
         ngram_pooling: str = "mean",
         use_encoder: bool = True,
+        ngram_fold: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,6 +69,9 @@ class NgramBertConfig(BertConfig):
         self.ngram_pooling = ngram_pooling
         # False: the encoder's weights are kept in the file but never run (see the module docstring).
         self.use_encoder = bool(use_encoder)
+        # True: the n-gram branch hashes each token through a fold table first (set_ngram_fold), so
+        # tokens that the table maps together share their n-grams. The encoder sees the tokens as they are.
+        self.ngram_fold = bool(ngram_fold)
 
 
 def hash_ngrams(
@@ -112,15 +116,18 @@ def pad_id_lists(id_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def ngram_document_frequency(
-    id_lists: list[list[int]], orders: list[int], buckets: int, chunk: int = 512
+    id_lists: list[list[int]], orders: list[int], buckets: int, chunk: int = 512, fold: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, int]:
-    """How many of the texts (token id lists) contain each bucket at least once, and how many texts."""
+    """How many of the texts (token id lists) contain each bucket at least once, and how many texts
+    (``fold``: each token id is looked up in it first, as the model's fold table does)."""
     counts = torch.zeros(buckets, dtype=torch.float64)
     for start in range(0, len(id_lists), chunk):
         rows = [ids for ids in id_lists[start : start + chunk] if ids]
         if not rows:
             continue
         input_ids, mask = pad_id_lists(rows)
+        if fold is not None:
+            input_ids = fold[input_ids]
         hashed, real = hash_ngrams(input_ids, mask, orders, buckets)
         # One count per (text, bucket): offset each row's buckets so a single unique() dedups per row.
         row_offset = torch.arange(len(rows), dtype=torch.long).unsqueeze(1) * buckets
@@ -144,6 +151,9 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
         if config.ngram_pooling == "idf":
             # Saved with the weights; all ones until set_ngram_idf() sees the training corpus.
             self.register_buffer("ngram_idf", torch.ones(config.ngram_buckets), persistent=True)
+        if config.ngram_fold:
+            # Saved with the weights; the identity until set_ngram_fold() is given a table.
+            self.register_buffer("ngram_fold_ids", torch.arange(config.vocab_size, dtype=torch.long), persistent=True)
         # "both" (inference, second training stage), "ngram" (first training stage): a runtime switch.
         # Whether a saved model has an encoder at all is config (use_encoder).
         self.branches = "both"
@@ -153,9 +163,20 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
         """Smoothed inverse document frequency of every bucket over ``id_lists`` (as scikit-learn's)."""
         if self.config.ngram_pooling != "idf":
             raise ValueError("set_ngram_idf needs ngram_pooling='idf'")
-        df, n = ngram_document_frequency(id_lists, self.config.ngram_orders, self.config.ngram_buckets)
+        fold = self.ngram_fold_ids if self.config.ngram_fold else None
+        df, n = ngram_document_frequency(id_lists, self.config.ngram_orders, self.config.ngram_buckets, fold=fold)
         idf = torch.log((1.0 + n) / (1.0 + df)) + 1.0
         self.ngram_idf.copy_(idf.to(self.ngram_idf.dtype))
+
+    def set_ngram_fold(self, folded: list[int]) -> None:
+        """Token id -> the id the n-gram branch hashes in its place (one entry per vocabulary id).
+        Call it before :meth:`set_ngram_idf`, whose document frequencies are counted on folded ids."""
+        if not self.config.ngram_fold:
+            raise ValueError("set_ngram_fold needs ngram_fold=True")
+        table = torch.as_tensor(folded, dtype=torch.long)
+        if table.shape != self.ngram_fold_ids.shape or int(table.min()) < 0 or int(table.max()) >= len(table):
+            raise ValueError(f"a fold table needs one id in 0..{len(self.ngram_fold_ids) - 1} per vocabulary id")
+        self.ngram_fold_ids.copy_(table)
 
     def ngram_pooling_weights(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -167,6 +188,8 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
         as a TF-IDF vector is normalised: frequent n-grams (particles, spaces) no longer drown the rare
         ones that carry the insult, and long texts are not averaged flat.
         """
+        if self.config.ngram_fold:
+            input_ids = self.ngram_fold_ids[input_ids]
         buckets, real = hash_ngrams(input_ids, attention_mask, self.config.ngram_orders, self.config.ngram_buckets)
         weights = real.to(self.ngram_embeddings.weight.dtype)
         if self.config.ngram_pooling == "idf":

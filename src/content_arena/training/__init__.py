@@ -23,7 +23,7 @@ from content_arena.training.loop import EpochCallback, encode, fit, predict_scor
 from content_arena.training.lora import choose_adapter_mode, load_for_adapter, lora_config, merge_adapter
 from content_arena.training.model_factory import build_small_classifier, load_pretrained_classifier
 from content_arena.training.ngram_solver import fit_ngram_branch_linear
-from content_arena.training.tokenizer import save_tokenizer, train_tokenizer
+from content_arena.training.tokenizer import phonetic_fold_ids, save_tokenizer, train_tokenizer
 
 if TYPE_CHECKING:
     from content_arena.defender.ngram_bert import NgramBertForSequenceClassification
@@ -252,6 +252,8 @@ def train_champion(
         corpus = normalize_many(list(tokenizer_texts or []) + texts)
         tokenizer = train_tokenizer(corpus, vocab_size=cfg.model.vocab_size, kind=cfg.model.tokenizer)
         model = build_small_classifier(cfg.model, tokenizer)
+        if getattr(model.config, "ngram_fold", False):
+            model.set_ngram_fold(phonetic_fold_ids(tokenizer))
         if getattr(model.config, "ngram_pooling", None) == "idf":
             # Document frequencies from every text the tokenizer saw: unlabelled comments count too.
             model.set_ngram_idf(encode(tokenizer, corpus, cfg.model.max_length, normalized=True))

@@ -80,3 +80,17 @@ def save_tokenizer(tokenizer: Tokenizer, model_dir: Path) -> None:
         mask_token="[MASK]",
     )
     fast.save_pretrained(model_dir)
+
+
+def phonetic_fold_ids(tokenizer: Tokenizer) -> list[int]:
+    """For each token id, the id of the token spelled with every syllable's :func:`phonetic_key`
+    (itself when that spelling is not in the vocabulary): the default model's n-gram fold table."""
+    from content_arena.hangul import phonetic_key
+
+    vocab = tokenizer.get_vocab()
+    folded = list(range(tokenizer.get_vocab_size()))
+    for token, index in vocab.items():
+        key = "".join(phonetic_key(char) for char in token)
+        if key != token and key in vocab:
+            folded[index] = vocab[key]
+    return folded
