@@ -241,6 +241,12 @@ def test_rejection_reasons() -> None:
     assert rejection_reason("ㅂㅅ", "ㅂ") is None  # short comments may shrink
     assert rejection_reason("you idiot", "Rewrite the comment so that...") == "prompt_echo"
     assert rejection_reason("넌 진짜 병신 같아", "넌 진짜 ㅂㅅ 같음") is None
+    # An English comment answered in another script, or kana anywhere, is not a paraphrase.
+    assert rejection_reason("go to hell you piece of shit", "**스틴**, **백새단** is a light bulb") == "wrong_language"
+    assert rejection_reason("you idiot", "あなたはばかです") == "wrong_language"
+    assert rejection_reason("넌 진짜 병신 같아", "ばか") == "wrong_language"
+    # A Korean comment may come back romanised: that is an evasion the attacker wants.
+    assert rejection_reason("넌 진짜 병신 같아", "neo jinjja byeongsin gata") is None
 
 
 # --------------------------------------------------------------------------- a real local model (optional)

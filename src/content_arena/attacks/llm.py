@@ -24,7 +24,7 @@ __all__ = ["LLMParaphrase", "NO_HOST_MESSAGE", "PROMPTS", "build_prompt", "clean
 logger = logging.getLogger(__name__)
 
 NO_HOST_MESSAGE = "LLM paraphrase needs an Ollama host: set llm.host in arena.yaml or ARENA_LLM__HOST"
-REJECTION_REASONS = ("refusal", "empty", "identical", "too_long", "too_short", "prompt_echo")
+REJECTION_REASONS = ("refusal", "empty", "identical", "too_long", "too_short", "prompt_echo", "wrong_language")
 
 SYSTEM_PROMPT = (
     "You help red-team a content-moderation filter for Korean and English comments. You receive one "
@@ -83,13 +83,19 @@ def clean_model_output(raw: str) -> str:
 
 
 _PROMPT_ECHO = re.compile(r"(?:^|\n)\s*(?:comment|댓글)\s*[:：]|rewrite the comment|바꿔 쓰세요", re.IGNORECASE)
+# Scripts a paraphrase must not switch to: kana in any answer; Hangul or CJK ideographs in the answer to
+# an English comment. (A Korean comment may come back romanised: that is an evasion, not a mistake.)
+_KANA = re.compile("[\u3040-\u30ff]")
+_NOT_ENGLISH = re.compile("[\uac00-\ud7a3\u3131-\u318e\u4e00-\u9fff]")
 
 
 def rejection_reason(original: str, candidate: str) -> str | None:
     """Why ``candidate`` is not a usable paraphrase of ``original`` (``None`` when it is).
 
     ``empty``, ``refusal``, ``identical``, ``too_long`` (over 3x + 50 characters), ``too_short``
-    (under a quarter of a comment of 12+ characters) or ``prompt_echo`` (the instructions repeated).
+    (under a quarter of a comment of 12+ characters), ``prompt_echo`` (the instructions repeated) or
+    ``wrong_language`` (kana, or Hangul or Chinese characters in the answer to an English comment: a
+    135M-parameter model answered "go to hell you piece of shit" with Korean and Japanese words).
     """
     stripped = candidate.strip()
     if not stripped:
@@ -104,6 +110,8 @@ def rejection_reason(original: str, candidate: str) -> str | None:
         return "too_short"
     if _PROMPT_ECHO.search(candidate):
         return "prompt_echo"
+    if _KANA.search(candidate) or (not _is_korean(original) and _NOT_ENGLISH.search(candidate)):
+        return "wrong_language"
     return None
 
 
@@ -128,7 +136,7 @@ class LLMParaphrase(Strategy):
 
     ``stats`` counts ``calls`` (texts), ``accepted``, ``rejected`` (texts returned unchanged after all
     attempts) and, per attempt, ``errors`` and each :func:`rejection_reason` (``refusal``, ``empty``,
-    ``identical``, ``too_long``, ``too_short``, ``prompt_echo``).
+    ``identical``, ``too_long``, ``too_short``, ``prompt_echo``, ``wrong_language``).
     """
 
     name = "llm"
