@@ -303,7 +303,7 @@ def test_hardened_champion_trains_on_rule_variants(corpus, tmp_path):
         train_champion(train, tmp_path / "bad", bad, val_examples=test[:100])
 
 
-def test_champion_threshold_is_tuned_on_validation_and_challengers_inherit_it(champion, corpus, tmp_path):
+def test_champion_threshold_is_tuned_on_validation_and_challengers_keep_it_on_few_texts(champion, corpus, tmp_path):
     from content_arena.metrics import binary_metrics, f1_optimal_threshold
 
     cfg, result = champion
@@ -321,7 +321,38 @@ def test_champion_threshold_is_tuned_on_validation_and_challengers_inherit_it(ch
     assert binary_metrics(labels, scores, threshold).f1 >= binary_metrics(labels, scores, 0.5).f1
 
     challenger = train_challenger(result.model_dir, test[:60], tmp_path / "challenger", cfg, val_examples=test[60:120])
-    assert read_manifest(challenger.model_dir).threshold == threshold
+    manifest = read_manifest(challenger.model_dir)
+    assert manifest.threshold == threshold  # 60 validation texts: too few to map it
+    assert manifest.info["threshold_mapping"]["reason"].startswith("kept: 60 validation texts")
+
+
+def test_challenger_threshold_is_its_champions_mapped_through_their_logits(branch_champion, corpus, tmp_path):
+    from content_arena.training.calibration import fit_logit_map
+
+    cfg, result = branch_champion
+    train, test = corpus
+    val = test[:250]
+    champion_threshold = read_manifest(result.model_dir).threshold
+    challenger = train_challenger(result.model_dir, train[:300], tmp_path / "challenger", cfg, val_examples=val)
+    manifest = read_manifest(challenger.model_dir)
+    recorded = manifest.info["threshold_mapping"]
+    assert recorded["reason"].startswith("mapped"), recorded
+    assert recorded["champion_threshold"] == champion_threshold
+    # The recorded line is the one through both models' scores on the validation texts, and the
+    # threshold lies on it.
+    texts = [e.text for e in val]
+    champion_scores = TransformerDefender(result.model_dir).load().scores(texts)
+    challenger_scores = TransformerDefender(challenger.model_dir).load().scores(texts)
+    line = fit_logit_map(champion_scores, challenger_scores)
+    assert recorded["logit_map"]["slope"] == pytest.approx(line.slope, rel=1e-3)
+    assert recorded["logit_map"]["intercept"] == pytest.approx(line.intercept, abs=1e-3)
+    assert manifest.threshold == pytest.approx(line.threshold(champion_threshold), abs=1e-4)
+    assert manifest.threshold != champion_threshold
+
+    kept = load_config(None, home=str(tmp_path / ".arena"),
+                       **{**TINY, "training": {**TINY["training"], "challenger_threshold": "champion"}})
+    same = train_challenger(result.model_dir, train[:300], tmp_path / "kept", kept, val_examples=val)
+    assert read_manifest(same.model_dir).threshold == champion_threshold
 
 
 def test_threshold_stays_configured_with_few_validation_texts_or_tuning_off(corpus, tmp_path):

@@ -130,8 +130,12 @@ class TrainingConfig(_Section):
     harden_strategies: list[str] = Field(default_factory=list)
     # The first champion's decision threshold: the F1-best one in 0.2-0.8 on its validation texts
     # (200 or more; F1 within 0.005 of the best counts, nearest model.threshold wins), else
-    # model.threshold. Challengers keep their champion's threshold.
+    # model.threshold.
     tune_threshold: bool = True
+    # A challenger's threshold. "mapped": its champion's, moved along the line that relates the two
+    # models' logits on the challenger's validation texts (training/calibration.py), so a challenger
+    # that only came out sharper keeps the champion's operating point; "champion": the champion's as is.
+    challenger_threshold: Literal["mapped", "champion"] = "mapped"
     # The default architecture's second stage keeps the encoder only if it lifts validation AUROC by at
     # least this over the n-gram branch alone; otherwise the champion is saved without it (use_encoder
     # false: the branch's scores, at several times the speed). null always keeps the encoder.

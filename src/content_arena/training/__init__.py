@@ -19,6 +19,7 @@ from content_arena.data import Example
 from content_arena.defender.artifacts import TOKENIZER_FILE, ModelManifest, read_manifest, write_manifest
 from content_arena.defender.normalizer import normalize_many
 from content_arena.metrics import binary_metrics, f1_optimal_threshold
+from content_arena.training.calibration import ThresholdMapping, map_threshold
 from content_arena.training.loop import EpochCallback, encode, fit, predict_scores
 from content_arena.training.lora import choose_adapter_mode, load_for_adapter, lora_config, merge_adapter
 from content_arena.training.model_factory import build_small_classifier, load_pretrained_classifier
@@ -176,6 +177,22 @@ def _decision_threshold(model: torch.nn.Module, data: EncodedSets, cfg: ArenaCon
     log.info("threshold %.2f (validation F1 %.4f; %.4f at %.2f)", tuned, f1,
              binary_metrics(labels, scores, threshold).f1, threshold)
     return tuned
+
+
+def _challenger_threshold(
+    champion_threshold: float, champion_val: np.ndarray | None, merged: torch.nn.Module, data: EncodedSets,
+    cfg: ArenaConfig, pad_id: int,
+) -> ThresholdMapping:
+    """The champion's threshold, mapped onto the challenger's logits (``training.challenger_threshold``)."""
+    if cfg.training.challenger_threshold == "champion":
+        mapping = ThresholdMapping(champion_threshold, champion_threshold, None, "kept: challenger_threshold champion")
+    elif champion_val is None:
+        mapping = ThresholdMapping(champion_threshold, champion_threshold, None, "kept: no validation texts")
+    else:
+        device = next(merged.parameters()).device
+        mapping = map_threshold(champion_threshold, champion_val, predict_scores(merged, data.val_ids, pad_id, device))
+    log.info("challenger threshold %.3f (champion's %.2f): %s", mapping.threshold, champion_threshold, mapping.reason)
+    return mapping
 
 
 def _fit_ngram_branch(
@@ -346,6 +363,11 @@ def train_challenger(
         if isinstance(module, torch.nn.Embedding):
             module.sparse = False
     pad_id = _pad_id(model, tokenizer)
+    data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length)
+    device = next(model.parameters()).device
+    # The champion's validation scores, for the challenger's threshold (with QLoRA: the 4-bit champion
+    # the adapter trains against).
+    champion_val = predict_scores(model, data.val_ids, pad_id, device) if data.val_ids else None
     model = get_peft_model(model, lora_config(model, cfg.training))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
@@ -362,7 +384,6 @@ def train_challenger(
                 "trainable_params": trainable,
             }
         )
-    data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length)
     fitted = _fit(
         model, data, cfg, tracker, pad_id=pad_id,
         epochs=cfg.training.challenger_epochs, learning_rate=cfg.training.challenger_learning_rate, weight_decay=0.0,
@@ -371,9 +392,11 @@ def train_challenger(
         model.save_pretrained(tmp)
         merged = merge_adapter(champion_dir, Path(tmp))
     out = Path(out_dir)
-    # A challenger keeps its champion's decision threshold: the promoter compares scores, not recipes.
-    threshold = read_manifest(champion_dir).threshold
-    _save(merged, champion_dir, out, cfg, {"mode": mode, "parent": str(champion_dir), "pad_id": pad_id, **fitted.best_val},
-          threshold)
+    mapping = _challenger_threshold(read_manifest(champion_dir).threshold, champion_val, merged, data, cfg, pad_id)
+    if tracker:
+        tracker.log_params({"threshold": round(mapping.threshold, 4), "threshold_rule": mapping.reason[:250]})
+    _save(merged, champion_dir, out, cfg, {"mode": mode, "parent": str(champion_dir), "pad_id": pad_id,
+                                           "threshold_mapping": mapping.to_dict(), **fitted.best_val},
+          mapping.threshold)
     log.info("challenger (%s) trained in %.1fs (%d examples) → %s", mode, time.perf_counter() - started, len(texts), out)
     return TrainResult(out, mode, fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started, len(texts))
