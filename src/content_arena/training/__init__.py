@@ -367,7 +367,8 @@ def train_challenger(
     device = next(model.parameters()).device
     # The champion's validation scores, for the challenger's threshold (with QLoRA: the 4-bit champion
     # the adapter trains against).
-    champion_val = predict_scores(model, data.val_ids, pad_id, device) if data.val_ids else None
+    mapped = cfg.training.challenger_threshold == "mapped" and bool(data.val_ids)
+    champion_val = predict_scores(model, data.val_ids, pad_id, device) if mapped else None
     model = get_peft_model(model, lora_config(model, cfg.training))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
