@@ -29,11 +29,28 @@ def test_pass_when_every_check_holds():
 
 
 def test_evasion_above_limit_fails_and_names_the_strategies():
-    result = check_quality(report(0.9, {"nfd": 0, "spacing": 40}), CFG)
+    result = check_quality(report(0.9, {"nfd": 10, "spacing": 28}), CFG)
     assert result.decision is Decision.FAIL
     assert len(result.reasons) == 1
-    assert "0.200 > max_evasion_rate 0.150" in result.reasons[0]
-    assert "spacing 0.400" in result.reasons[0] and "nfd" not in result.reasons[0]
+    assert "0.190 > max_evasion_rate 0.150" in result.reasons[0]
+    assert "spacing 0.280" in result.reasons[0] and "nfd" not in result.reasons[0]
+
+
+def test_one_strong_strategy_fails_the_gate_even_when_weak_ones_dilute_the_overall_rate():
+    evaded = {"adaptive": 70, **{f"rule{k}": 0 for k in range(9)}}
+    result = check_quality(report(0.9, evaded), CFG)
+    assert result.checks["evasion_rate"] == pytest.approx(0.07)  # under max_evasion_rate
+    assert result.decision is Decision.FAIL and len(result.reasons) == 1
+    assert "max_strategy_evasion_rate 0.300: adaptive 0.700" in result.reasons[0]
+    assert "rule" not in result.reasons[0]
+    assert result.checks["max_strategy_evasion_rate"] == {"strategy": "adaptive", "evasion_rate": 0.7}
+
+
+def test_a_strategy_exactly_at_its_limit_passes_and_the_limit_is_configurable():
+    evaded = {"adaptive": 30, **{f"rule{k}": 0 for k in range(9)}}
+    assert check_quality(report(0.9, evaded), CFG).passed
+    strict = QualityGateConfig(max_strategy_evasion_rate=0.25)
+    assert not check_quality(report(0.9, evaded), strict).passed
 
 
 def test_evasion_exactly_at_limit_passes():
@@ -60,7 +77,8 @@ def test_trigger_happy_model_fails_on_attacked_clean_fpr():
 
 def test_all_reasons_are_reported_together():
     result = check_quality(report(0.5, {"a": 90}, attacked_fpr=0.9), CFG, reference_f1=0.9)
-    assert len(result.reasons) == 4
+    # overall evasion, strategy a's evasion, F1, F1 drop, attacked-clean FPR
+    assert len(result.reasons) == 5
 
 
 def test_promote_only_when_more_robust_and_f1_holds():

@@ -1,6 +1,7 @@
 """The quality gate: does the champion still hold, or must a challenger be trained?
 
-FAIL when any of: overall evasion rate above ``max_evasion_rate``; clean F1 below ``min_f1_score``;
+FAIL when any of: overall evasion rate above ``max_evasion_rate``; one strategy's evasion rate above
+``max_strategy_evasion_rate`` (a strong attacker is not averaged away by weak ones); clean F1 below ``min_f1_score``;
 clean F1 dropped by ``min_f1_drop`` or more from the F1 recorded for the champion; attacked clean
 texts flagged more than ``max_attacked_clean_fpr_increase`` above the clean false-positive rate.
 Every failing check is a reason; the result also keeps each check's value.
@@ -55,6 +56,15 @@ def check_quality(
             f"evasion rate {evasion:.3f} > max_evasion_rate {cfg.max_evasion_rate:.3f}"
             + (f" (above the limit: {detail})" if detail else "")
         )
+    strongest = max(report.attacks.items(), key=lambda item: item[1].evasion_rate, default=None)
+    if strongest is not None:
+        checks["max_strategy_evasion_rate"] = {"strategy": strongest[0], "evasion_rate": strongest[1].evasion_rate}
+        above = sorted(((name, r.evasion_rate) for name, r in report.attacks.items()
+                        if r.evasion_rate > cfg.max_strategy_evasion_rate + EPSILON), key=lambda item: -item[1])
+        if above:
+            detail = ", ".join(f"{name} {rate:.3f}" for name, rate in above)
+            reasons.append(f"strategies evading more than max_strategy_evasion_rate "
+                           f"{cfg.max_strategy_evasion_rate:.3f}: {detail}")
     if f1 < cfg.min_f1_score:
         reasons.append(f"F1 {f1:.3f} < min_f1_score {cfg.min_f1_score:.3f}")
     if reference_f1 is not None:
