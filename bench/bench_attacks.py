@@ -17,6 +17,9 @@ against the bootstrap champion and against the champion after one loop iteration
 
 ``--adaptive-in-loop`` adds the ``adaptive`` strategy to the loop's strategies; the orchestrator binds it
 to the champion under attack, so battle, evaluation and augmentation all attack adaptively.
+``--split-seeds 1,2,3`` then repeats the loop on those other data splits (``data.split_seed``) and prints
+the after-one-iteration targets per split with their mean: one split's figure moves by several points
+(about 200 held-out toxic texts), so the target is judged on the mean.
 With ``../shared/data/beep/train.tsv`` present, ``--beep N`` also attacks N BEEP toxic comments.
 Figures go to stdout and bench/results/bench_attacks.json. Expect a few minutes on 2 CPU cores
 (``--quick``: smaller training and battle, about half).
@@ -59,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--adaptive-in-loop", action="store_true",
                         help="the loop also battles with the adaptive attacker")
     parser.add_argument("--beep", type=int, default=300, help="BEEP toxic comments to attack when present (0: none)")
+    parser.add_argument("--split-seeds", default="",
+                        help="comma-separated data.split_seed values: repeat the loop on each and report the "
+                             "after-one-iteration targets per split and their mean (needs the loop)")
     parser.add_argument("--json", type=Path, default=None, help="write the JSON here instead of bench/results/")
     return parser.parse_args(argv)
 
@@ -170,7 +176,7 @@ def adaptive_rows(figures: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- the loop
 
 
-def run_loop(home: Path, quick: bool, threads: int, adaptive: bool = False) -> tuple[Any, Any]:
+def run_loop(home: Path, quick: bool, threads: int, adaptive: bool = False, split_seed: int = 0) -> tuple[Any, Any]:
     from content_arena.attacks import RULE_STRATEGIES
     from content_arena.config import load_config
     from content_arena.orchestrator import run_pipeline
@@ -180,6 +186,7 @@ def run_loop(home: Path, quick: bool, threads: int, adaptive: bool = False) -> t
         "attack": {"strategies": names, "rounds": 1200 if quick else 2400},
         "training": {"torch_threads": threads, "max_train_examples": 1500 if quick else 2500},
         "inference": {"torch_threads": threads, "batch_size": 256},
+        "data": {"split_seed": split_seed},
     }
     if quick:
         overrides["training"].update(epochs=3, challenger_epochs=2)
@@ -194,6 +201,36 @@ def load_version(cfg: Any, version: int) -> Any:
     defender = load_defender(ModelRegistry.from_config(cfg).uri(version), cfg, batch_size=512)
     defender.version = str(version)
     return defender
+
+
+def split_targets(root: Path, seeds: list[int], quick: bool, threads: int, adaptive: bool) -> list[dict[str, Any]]:
+    """The after-one-iteration targets on other data splits: per split, a fresh adaptive search's success
+    against the bootstrap champion and against the champion after the iteration, and clean F1 of both."""
+    from content_arena.evaluation import AdversarialSet, evaluate
+    from content_arena.orchestrator import load_splits
+
+    rows = []
+    for seed in seeds:
+        cfg, summary = run_loop(root / f"split-{seed}" / ".arena", quick, threads, adaptive, split_seed=seed)
+        test = load_splits(cfg).test
+        toxic = [e.text for e in test if e.label == 1]
+        clean_set = AdversarialSet.build(test, [], seed=1)
+        versions = {"a": 1, "b": summary.champion_version}
+        row: dict[str, Any] = {"split_seed": seed, "promoted": summary.promoted}
+        for key, version in versions.items():
+            defender = load_version(cfg, version)
+            row[f"success({key})"] = adaptive_figures(defender, toxic)["success_rate"]
+            row[f"f1({key})"] = evaluate(defender, clean_set).clean.f1
+        row["fall"] = 1 - row["success(b)"] / row["success(a)"] if row["success(a)"] else math.nan
+        rows.append(row)
+    return rows
+
+
+def mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    mean: dict[str, Any] = {"split_seed": "mean", "promoted": f"{sum(bool(r['promoted']) for r in rows)}/{len(rows)}"}
+    for key in ("success(a)", "success(b)", "f1(a)", "f1(b)", "fall"):
+        mean[key] = statistics.fmean(r[key] for r in rows)
+    return mean
 
 
 def beep_examples(limit: int) -> list[Any]:
@@ -289,6 +326,18 @@ def main(argv: list[str] | None = None) -> int:
                          for k, v in beep.items()])
             print_table("BEEP adaptive", adaptive_rows({k: v["adaptive"] for k, v in beep.items()}))
 
+        seeds = [int(v) for v in args.split_seeds.split(",") if v.strip()]
+        if seeds and summary is not None:
+            first = {"split_seed": 0, "promoted": summary.promoted, "success(a)": before["adaptive"]["success_rate"],
+                     "success(b)": (after or before)["adaptive"]["success_rate"],
+                     "f1(a)": before["clean"]["f1"], "f1(b)": (after or before)["clean"]["f1"]}
+            first["fall"] = 1 - first["success(b)"] / first["success(a)"] if first["success(a)"] else math.nan
+            rows = [first, *split_targets(Path(tmp), seeds, args.quick, threads, args.adaptive_in_loop)]
+            rows.append(mean_row(rows))
+            payload["splits"] = rows
+            print_table("After one iteration, per data split: fresh adaptive search against (a) the bootstrap "
+                        "champion and (b) the champion after the iteration", rows)
+
     # ------------------------------------------------------------------ targets
     singles = {n: r for n, r in before["per_strategy"].items() if "_level" not in n and n != "adaptive"}
     best_name = max(singles, key=lambda n: singles[n]["evasion_rate"])
@@ -314,6 +363,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{_fmt(success_b)})"] = success_b <= success_a / 2
         targets[f"clean F1 stays within 0.01 (no drop beyond it: {_fmt(f1_a)} -> {_fmt(f1_b)})"] = f1_b >= f1_a - 0.01
         targets[f"challenger promoted by the loop ({summary.promoted})"] = bool(summary.promoted)
+    if payload.get("splits"):
+        mean = payload["splits"][-1]
+        targets[f"over {len(payload['splits']) - 1} splits a fresh adaptive search succeeds half as often "
+                f"(mean {_fmt(mean['success(a)'])} -> {_fmt(mean['success(b)'])}, fall {_fmt(mean['fall'])})"] = (
+            mean["fall"] >= 0.5)
+        targets[f"over the splits clean F1 stays within 0.01 (mean {_fmt(mean['f1(a)'])} -> {_fmt(mean['f1(b)'])})"] = (
+            mean["f1(b)"] >= mean["f1(a)"] - 0.01)
     slow = [f"{r['strategy']} ({r['kind']})" for r in speed if r["target"] != "ok"]
     print("\nTargets")
     for label, held in targets.items():

@@ -191,3 +191,18 @@ def test_beep_split_is_fixed() -> None:
     assert abs(len(test) - 0.2 * (len(train) + len(test))) < 2
     quick_train, quick_test = beep_split(harness.QUICK)
     assert len(quick_test) == harness.QUICK.quality_test and {e.text for e in quick_test} <= {e.text for e in test}
+
+
+def test_attack_bench_split_mean_counts_promotions_and_averages_each_figure() -> None:
+    from bench.bench_attacks import mean_row
+
+    rows = [
+        {"split_seed": 0, "promoted": True, "success(a)": 0.6, "success(b)": 0.3, "f1(a)": 0.95, "f1(b)": 0.94,
+         "fall": 0.5},
+        {"split_seed": 1, "promoted": False, "success(a)": 0.8, "success(b)": 0.8, "f1(a)": 0.97, "f1(b)": 0.97,
+         "fall": 0.0},
+    ]
+    mean = mean_row(rows)
+    assert mean["split_seed"] == "mean" and mean["promoted"] == "1/2"
+    assert mean["success(a)"] == pytest.approx(0.7) and mean["success(b)"] == pytest.approx(0.55)
+    assert mean["f1(b)"] == pytest.approx(0.955) and mean["fall"] == pytest.approx(0.25)
