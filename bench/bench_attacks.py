@@ -221,9 +221,14 @@ def split_targets(root: Path, seeds: list[int], quick: bool, threads: int, adapt
             defender = load_version(cfg, version)
             row[f"success({key})"] = adaptive_figures(defender, toxic)["success_rate"]
             row[f"f1({key})"] = evaluate(defender, clean_set).clean.f1
-        row["fall"] = 1 - row["success(b)"] / row["success(a)"] if row["success(a)"] else math.nan
+        row["fall"] = _fall(row)
         rows.append(row)
     return rows
+
+
+def _fall(row: dict[str, Any]) -> float:
+    """How much of the bootstrap champion's fresh-search success the iteration took away."""
+    return 1 - row["success(b)"] / row["success(a)"] if row["success(a)"] else math.nan
 
 
 def mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -331,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             first = {"split_seed": 0, "promoted": summary.promoted, "success(a)": before["adaptive"]["success_rate"],
                      "success(b)": (after or before)["adaptive"]["success_rate"],
                      "f1(a)": before["clean"]["f1"], "f1(b)": (after or before)["clean"]["f1"]}
-            first["fall"] = 1 - first["success(b)"] / first["success(a)"] if first["success(a)"] else math.nan
+            first["fall"] = _fall(first)
             rows = [first, *split_targets(Path(tmp), seeds, args.quick, threads, args.adaptive_in_loop)]
             rows.append(mean_row(rows))
             payload["splits"] = rows

@@ -39,6 +39,13 @@ class GateResult:
         return {"decision": self.decision.value, "reasons": list(self.reasons), "checks": dict(self.checks)}
 
 
+def _strategies_above(report: EvaluationReport, limit: float) -> str:
+    """``"name rate, ..."`` of the strategies evading more than ``limit``, worst first."""
+    above = sorted(((name, r.evasion_rate) for name, r in report.attacks.items() if r.evasion_rate > limit),
+                   key=lambda item: -item[1])
+    return ", ".join(f"{name} {rate:.3f}" for name, rate in above)
+
+
 def check_quality(
     report: EvaluationReport, cfg: QualityGateConfig, reference_f1: float | None = None
 ) -> GateResult:
@@ -47,11 +54,7 @@ def check_quality(
     f1 = report.clean.f1
     checks: dict[str, Any] = {"evasion_rate": evasion, "f1": f1, "reference_f1": reference_f1}
     if evasion > cfg.max_evasion_rate:
-        worst = sorted(
-            ((name, r.evasion_rate) for name, r in report.attacks.items() if r.evasion_rate > cfg.max_evasion_rate),
-            key=lambda item: -item[1],
-        )
-        detail = ", ".join(f"{name} {rate:.3f}" for name, rate in worst)
+        detail = _strategies_above(report, cfg.max_evasion_rate)
         reasons.append(
             f"evasion rate {evasion:.3f} > max_evasion_rate {cfg.max_evasion_rate:.3f}"
             + (f" (above the limit: {detail})" if detail else "")
@@ -59,10 +62,8 @@ def check_quality(
     strongest = max(report.attacks.items(), key=lambda item: item[1].evasion_rate, default=None)
     if strongest is not None:
         checks["max_strategy_evasion_rate"] = {"strategy": strongest[0], "evasion_rate": strongest[1].evasion_rate}
-        above = sorted(((name, r.evasion_rate) for name, r in report.attacks.items()
-                        if r.evasion_rate > cfg.max_strategy_evasion_rate + EPSILON), key=lambda item: -item[1])
-        if above:
-            detail = ", ".join(f"{name} {rate:.3f}" for name, rate in above)
+        detail = _strategies_above(report, cfg.max_strategy_evasion_rate + EPSILON)
+        if detail:
             reasons.append(f"strategies evading more than max_strategy_evasion_rate "
                            f"{cfg.max_strategy_evasion_rate:.3f}: {detail}")
     if f1 < cfg.min_f1_score:
