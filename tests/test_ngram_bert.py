@@ -188,6 +188,57 @@ def test_idf_pooling_weights_rare_ngrams_and_is_saved_with_the_model(tmp_path):
         torch.testing.assert_close(loaded(input_ids=ids).logits, model(input_ids=ids).logits)
 
 
+def _unigram_bucket(token: int) -> int:
+    buckets, _ = hash_ngrams(torch.tensor([[token]]), torch.ones(1, 1, dtype=torch.long), [1], 256)
+    return int(buckets[0, 0])
+
+
+def test_unseen_ngrams_weigh_nothing_and_do_not_dilute_the_known_ones():
+    model = _model(ngram_pooling="idf", ngram_orders=[1], ngram_min_df=1)
+    model.set_ngram_idf([[7, 9], [7], [7, 8]])
+    assert model.ngram_idf[_unigram_bucket(30)] == 0 and model.ngram_idf[_unigram_bucket(9)] > 1
+    mask = torch.ones(1, 2, dtype=torch.long)
+    known = model.ngram_features(torch.tensor([[7, 9]]), mask)
+    # A garbled text: two characters the corpus never had beside the same known ones. Their n-grams
+    # neither add to the vector nor shrink the known ones' share of it.
+    garbled = model.ngram_features(torch.tensor([[7, 9, 30, 31]]), torch.ones(1, 4, dtype=torch.long))
+    torch.testing.assert_close(garbled, known)
+    # With every bucket counted (ngram_min_df 0, as models saved before it), the unseen ones dilute.
+    every = _model(ngram_pooling="idf", ngram_orders=[1])
+    every.set_ngram_idf([[7, 9], [7], [7, 8]])
+    assert every.config.ngram_min_df == 0 and every.ngram_idf[_unigram_bucket(30)] > 1
+    _, plain_weights = every.ngram_pooling_weights(torch.tensor([[7, 9]]), mask)
+    _, garbled_weights = every.ngram_pooling_weights(torch.tensor([[7, 9, 30, 31]]), torch.ones(1, 4, dtype=torch.long))
+    assert float(garbled_weights[0, 0]) < 0.8 * float(plain_weights[0, 0])  # token 7's share of the vector
+
+
+def test_min_df_counts_texts_and_extending_opens_only_unweighted_buckets(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    model = _model(ngram_pooling="idf", ngram_orders=[1], ngram_min_df=2)
+    model.set_ngram_idf([[7, 9], [7, 9, 9], [7, 8]])  # 8 is in one text only: below min_df 2
+    b7, b8, b9, b30 = (_unigram_bucket(t) for t in (7, 8, 9, 30))
+    assert model.ngram_idf[b8] == 0 and model.ngram_idf[b7] > 0 and model.ngram_idf[b9] > 0
+    before = model.ngram_idf.clone()
+    # The challenger's texts: 8 and 30 now reach min_df and open; 7 keeps the champion's weight.
+    opened = model.extend_ngram_idf([[7, 8, 30], [8, 30], [7, 7]])
+    assert opened == 2
+    assert model.ngram_idf[b8] > 0 and model.ngram_idf[b30] > 0
+    assert model.ngram_idf[b7] == before[b7] and model.ngram_idf[b9] == before[b9]
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert loaded.config.ngram_min_df == 2
+    torch.testing.assert_close(loaded.ngram_idf, model.ngram_idf)
+    # Nothing to open when every bucket already counts, and bad settings are refused.
+    every = _model(ngram_pooling="idf", ngram_orders=[1])
+    every.set_ngram_idf([[7]])
+    assert every.extend_ngram_idf([[30, 31]]) == 0
+    with pytest.raises(ValueError, match="ngram_min_df"):
+        _config(ngram_min_df=-1)
+    with pytest.raises(ValueError, match="ngram_pooling='idf'"):
+        _model().extend_ngram_idf([[1]])
+
+
 def test_mean_pooling_models_have_no_idf_and_bad_pooling_is_refused():
     model = _model()
     assert model.config.ngram_pooling == "mean" and not hasattr(model, "ngram_idf")

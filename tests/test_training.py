@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from conftest import TINY
@@ -173,6 +174,37 @@ def test_challenger_of_an_encoderless_champion_adapts_the_branch(branch_champion
     assert "ngram_embeddings.weight" in changed and any(k.startswith("ngram_classifier") for k in changed)
     assert not any(k.startswith(("bert.", "classifier.")) for k in changed)  # nothing trained that never runs
     assert TransformerDefender(challenger.model_dir).load().model.config.use_encoder is False
+
+
+def test_challenger_weighs_the_ngrams_of_its_training_texts_that_its_champion_never_saw(
+    branch_champion, corpus, tmp_path, caplog
+):
+    from content_arena.attacks import get_strategy
+    from content_arena.data import Example
+    from content_arena.defender.ngram_bert import ngram_document_frequency
+    from content_arena.training.loop import encode
+
+    cfg, result = branch_champion
+    train, test = corpus
+    champion = TransformerDefender(result.model_dir).load()
+    assert champion.model.config.ngram_min_df == cfg.model.ngram_min_df == 1
+    # Evasions of the toxic texts: n-grams the champion's corpus never had.
+    spacing = get_strategy("spacing")
+    evasions = [Example(spacing.attack(e.text, seed=k), 1) for k, e in enumerate(train[:300]) if e.label == 1]
+    with caplog.at_level(logging.INFO, logger="content_arena.training"):
+        challenger = train_challenger(result.model_dir, [*train[:200], *evasions], tmp_path / "challenger", cfg,
+                                      val_examples=test[:100])
+    assert any("buckets unseen by the champion" in r.getMessage() for r in caplog.records)
+    before = champion.model.ngram_idf
+    after = TransformerDefender(challenger.model_dir).load().model.ngram_idf
+    kept = before > 0
+    torch.testing.assert_close(after[kept], before[kept])  # the champion's weights stay as they were
+    opened = (before == 0) & (after > 0)
+    assert int(opened.sum()) > 0
+    # ... and every bucket opened is one of the challenger's training n-grams.
+    ids = encode(champion.tokenizer, [e.text for e in [*train[:200], *evasions]], cfg.model.max_length)
+    df, _ = ngram_document_frequency(ids, cfg.model.ngram_orders, cfg.model.ngram_buckets)
+    assert bool((df[opened] > 0).all())
 
 
 def test_adapter_mode_falls_back_to_lora_without_cuda(tiny_config, caplog):

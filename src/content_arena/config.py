@@ -80,6 +80,12 @@ class ModelConfig(_Section):
     # training corpus and L2-normalises, as TF-IDF does (BEEP! split: AUROC 0.807 against 0.793
     # for "mean", the plain average).
     ngram_pooling: Literal["mean", "idf"] = "idf"
+    # With "idf" pooling, n-grams found in fewer training texts than this weigh nothing: garbling a text
+    # adds unseen n-grams, and at the highest IDF they would dilute the known ones in the L2-normalised
+    # vector. A challenger gives weight to the n-grams of its own training texts (the evasions it learns
+    # from). Attack bench, five splits, one run each (2026-11-22): a fresh adaptive search after one loop
+    # iteration fell 43% on average against 36% with 0 (every n-gram counts).
+    ngram_min_df: int = Field(1, ge=0)
     # The n-gram branch reads each syllable by its phonetic key (hangul.phonetic_key: tense and
     # aspirated initials made plain, near-homophone vowels merged), so respellings such as 씨발/시발
     # or 새끼/세끼 share their n-grams. The encoder still sees the text as written. Off by default: on

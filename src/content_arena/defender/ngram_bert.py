@@ -56,6 +56,7 @@ class NgramBertConfig(BertConfig):
         ngram_pooling: str = "mean",
         use_encoder: bool = True,
         ngram_fold: bool = False,
+        ngram_min_df: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -72,6 +73,14 @@ class NgramBertConfig(BertConfig):
         # True: the n-gram branch hashes each token through a fold table first (set_ngram_fold), so
         # tokens that the table maps together share their n-grams. The encoder sees the tokens as they are.
         self.ngram_fold = bool(ngram_fold)
+        # With "idf" pooling: buckets found in fewer than this many texts of the IDF corpus get weight 0,
+        # so n-grams the model never saw add nothing to a text's vector and, above all, nothing to its
+        # norm. Otherwise every garbled character adds unseen n-grams at the highest IDF, which dilute
+        # the known ones: a bag of n-grams then reads "garbled" as "less toxic". 0 (models saved before
+        # this setting): every bucket counts.
+        if int(ngram_min_df) < 0:
+            raise ValueError(f"ngram_min_df must be >= 0, not {ngram_min_df!r}")
+        self.ngram_min_df = int(ngram_min_df)
 
 
 def hash_ngrams(
@@ -160,13 +169,30 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
         self.post_init()
 
     def set_ngram_idf(self, id_lists: list[list[int]]) -> None:
-        """Smoothed inverse document frequency of every bucket over ``id_lists`` (as scikit-learn's)."""
+        """Smoothed inverse document frequency of every bucket over ``id_lists`` (as scikit-learn's); 0 for
+        the buckets found in fewer than ``config.ngram_min_df`` of them."""
         if self.config.ngram_pooling != "idf":
             raise ValueError("set_ngram_idf needs ngram_pooling='idf'")
+        idf, known = self._idf(id_lists)
+        self.ngram_idf.copy_(torch.where(known, idf, 0.0).to(self.ngram_idf.dtype))
+
+    def extend_ngram_idf(self, id_lists: list[list[int]]) -> int:
+        """Give the buckets that carry no weight yet (unseen by :meth:`set_ngram_idf`'s corpus) their IDF
+        over ``id_lists``; the others keep theirs. A challenger calls it with its training texts, so the
+        n-grams of the evasions it learns from count in its pooled vector. Returns the buckets opened."""
+        if self.config.ngram_pooling != "idf":
+            raise ValueError("extend_ngram_idf needs ngram_pooling='idf'")
+        idf, known = (t.to(self.ngram_idf.device) for t in self._idf(id_lists))
+        opened = known & (self.ngram_idf == 0)
+        self.ngram_idf[opened] = idf[opened].to(self.ngram_idf.dtype)
+        return int(opened.sum())
+
+    def _idf(self, id_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each bucket's IDF over ``id_lists``, and whether it is found often enough to count."""
         fold = self.ngram_fold_ids if self.config.ngram_fold else None
         df, n = ngram_document_frequency(id_lists, self.config.ngram_orders, self.config.ngram_buckets, fold=fold)
         idf = torch.log((1.0 + n) / (1.0 + df)) + 1.0
-        self.ngram_idf.copy_(idf.to(self.ngram_idf.dtype))
+        return idf, df >= self.config.ngram_min_df
 
     def set_ngram_fold(self, folded: list[int]) -> None:
         """Token id -> the id the n-gram branch hashes in its place (one entry per vocabulary id).

@@ -336,6 +336,17 @@ def train_champion(
     return TrainResult(out, "full", fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started, len(texts))
 
 
+def _open_ngram_idf(model: torch.nn.Module, data: EncodedSets) -> torch.Tensor | None:
+    """The n-grams of the challenger's training texts that its champion never saw get their IDF weight
+    (see ``NgramBertConfig.ngram_min_df``), so the adapter can learn the evasions' n-grams. Returns the
+    new IDF table, or None for a model without one."""
+    if getattr(getattr(model, "config", None), "ngram_min_df", 0) <= 0 or not hasattr(model, "extend_ngram_idf"):
+        return None
+    opened = model.extend_ngram_idf(data.train_ids)
+    log.info("n-gram IDF: %d buckets unseen by the champion found in the challenger's training texts", opened)
+    return model.ngram_idf.detach().clone().cpu()
+
+
 def train_challenger(
     champion_dir: str | Path,
     examples: Sequence[Example],
@@ -369,6 +380,7 @@ def train_challenger(
     # the adapter trains against).
     mapped = cfg.training.challenger_threshold == "mapped" and bool(data.val_ids)
     champion_val = predict_scores(model, data.val_ids, pad_id, device) if mapped else None
+    idf = _open_ngram_idf(model, data)
     model = get_peft_model(model, lora_config(model, cfg.training))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
@@ -392,6 +404,8 @@ def train_challenger(
     with tempfile.TemporaryDirectory(prefix="arena-adapter-") as tmp:
         model.save_pretrained(tmp)
         merged = merge_adapter(champion_dir, Path(tmp))
+    if idf is not None:  # a buffer, not a weight: the adapter does not carry it
+        merged.ngram_idf.copy_(idf)
     out = Path(out_dir)
     mapping = _challenger_threshold(read_manifest(champion_dir).threshold, champion_val, merged, data, cfg, pad_id)
     if tracker:

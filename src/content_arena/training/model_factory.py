@@ -44,7 +44,8 @@ def build_small_classifier(cfg: ModelConfig, tokenizer: Tokenizer) -> torch.nn.M
     if cfg.ngram_buckets:
         config = NgramBertConfig(
             ngram_buckets=cfg.ngram_buckets, ngram_dim=cfg.ngram_dim, ngram_orders=cfg.ngram_orders,
-            ngram_pooling=cfg.ngram_pooling, ngram_fold=cfg.ngram_phonetic_fold, **settings
+            ngram_pooling=cfg.ngram_pooling, ngram_fold=cfg.ngram_phonetic_fold,
+            ngram_min_df=cfg.ngram_min_df, **settings
         )
         return NgramBertForSequenceClassification(config)
     return BertForSequenceClassification(BertConfig(**settings))
