@@ -9,8 +9,11 @@ embeddings are pooled (fastText-style) and a linear head turns the pooled vector
 added to the encoder's. New models pool with IDF weights and an L2 norm, as a TF-IDF vector is built
 (``ngram_pooling="idf"``; the IDF table is computed from the training corpus and saved with the
 weights); models saved before that average (``"mean"``). On the BEEP! split the IDF pooling moved
-held-out AUROC from 0.793 to 0.807. With a small byte-level BPE vocabulary the tokens are close to characters,
-so the branch is close to a character n-gram model.
+held-out AUROC from 0.793 to 0.807. N-grams found in fewer than ``ngram_min_df`` texts of that corpus get
+weight 0 (see :class:`NgramBertConfig`), so garbling a text cannot dilute the n-grams the model knows; a
+challenger gives weight to its own training texts' n-grams (:meth:`~NgramBertForSequenceClassification.extend_ngram_idf`).
+With a small byte-level BPE vocabulary the tokens are close to characters, so the branch is close to a
+character n-gram model.
 
 Because the n-grams are computed from ``input_ids`` inside ``forward``, the model keeps the plain
 ``input_ids``/``attention_mask`` interface: the defender, ``transformers.pipeline()``, the KServe
