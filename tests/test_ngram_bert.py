@@ -239,6 +239,20 @@ def test_min_df_counts_texts_and_extending_opens_only_unweighted_buckets(tmp_pat
         _model().extend_ngram_idf([[1]])
 
 
+def test_challenger_training_opens_idf_buckets_only_where_a_table_can_take_them():
+    from content_arena.training import EncodedSets, _open_ngram_idf
+
+    data = EncodedSets([[7, 30], [30, 31]], [1, 0])
+    # Mean pooling has no IDF table (ngram_min_df is set but has nothing to act on); 0 opens nothing.
+    assert _open_ngram_idf(_model(ngram_min_df=1), data) is None
+    assert _open_ngram_idf(_model(ngram_pooling="idf", ngram_min_df=0), data) is None
+    model = _model(ngram_pooling="idf", ngram_orders=[1], ngram_min_df=1)
+    model.set_ngram_idf([[7]])
+    table = _open_ngram_idf(model, data)
+    assert table is not None and table[_unigram_bucket(30)] > 0 and table[_unigram_bucket(7)] == model.ngram_idf[
+        _unigram_bucket(7)]
+
+
 def test_mean_pooling_models_have_no_idf_and_bad_pooling_is_refused():
     model = _model()
     assert model.config.ngram_pooling == "mean" and not hasattr(model, "ngram_idf")

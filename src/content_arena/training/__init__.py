@@ -339,8 +339,9 @@ def train_champion(
 def _open_ngram_idf(model: torch.nn.Module, data: EncodedSets) -> torch.Tensor | None:
     """The n-grams of the challenger's training texts that its champion never saw get their IDF weight
     (see ``NgramBertConfig.ngram_min_df``), so the adapter can learn the evasions' n-grams. Returns the
-    new IDF table, or None for a model without one."""
-    if getattr(getattr(model, "config", None), "ngram_min_df", 0) <= 0 or not hasattr(model, "extend_ngram_idf"):
+    new IDF table, or None for a model without one (mean pooling, a pretrained base, ``ngram_min_df`` 0)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "ngram_pooling", None) != "idf" or getattr(config, "ngram_min_df", 0) <= 0:
         return None
     opened = model.extend_ngram_idf(data.train_ids)
     log.info("n-gram IDF: %d buckets unseen by the champion found in the challenger's training texts", opened)
