@@ -174,8 +174,6 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
     def set_ngram_idf(self, id_lists: list[list[int]]) -> None:
         """Smoothed inverse document frequency of every bucket over ``id_lists`` (as scikit-learn's); 0 for
         the buckets found in fewer than ``config.ngram_min_df`` of them."""
-        if self.config.ngram_pooling != "idf":
-            raise ValueError("set_ngram_idf needs ngram_pooling='idf'")
         idf, known = self._idf(id_lists)
         self.ngram_idf.copy_(torch.where(known, idf, 0.0).to(self.ngram_idf.dtype))
 
@@ -183,8 +181,6 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
         """Give the buckets that carry no weight yet (unseen by :meth:`set_ngram_idf`'s corpus) their IDF
         over ``id_lists``; the others keep theirs. A challenger calls it with its training texts, so the
         n-grams of the evasions it learns from count in its pooled vector. Returns the buckets opened."""
-        if self.config.ngram_pooling != "idf":
-            raise ValueError("extend_ngram_idf needs ngram_pooling='idf'")
         idf, known = (t.to(self.ngram_idf.device) for t in self._idf(id_lists))
         opened = known & (self.ngram_idf == 0)
         self.ngram_idf[opened] = idf[opened].to(self.ngram_idf.dtype)
@@ -192,6 +188,8 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
 
     def _idf(self, id_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Each bucket's IDF over ``id_lists``, and whether it is found often enough to count."""
+        if self.config.ngram_pooling != "idf":
+            raise ValueError("an IDF table needs ngram_pooling='idf'")
         fold = self.ngram_fold_ids if self.config.ngram_fold else None
         df, n = ngram_document_frequency(id_lists, self.config.ngram_orders, self.config.ngram_buckets, fold=fold)
         idf = torch.log((1.0 + n) / (1.0 + df)) + 1.0
