@@ -97,6 +97,42 @@ def test_saved_as_safetensors_with_checksums(champion):
     assert set(manifest.files) >= {"model.safetensors", "tokenizer.json", "config.json"}
 
 
+def test_champion_saves_a_word_recognizer_that_reads_garbled_words_back(branch_champion, corpus, tmp_path):
+    from content_arena.defender.artifacts import write_manifest
+    from content_arena.defender.recognizer import RECOGNIZER_FILE
+
+    _, result = branch_champion
+    assert RECOGNIZER_FILE in read_manifest(result.model_dir).files  # checksummed like the weights
+    defender = TransformerDefender(result.model_dir).load()
+    assert defender.recognizer is not None and len(defender.recognizer) > 500
+    train, _ = corpus
+    # A toxic training text with one long word garbled (a letter doubled, a vowel changed) scores as written.
+    text = next(e.text for e in train if e.label == 1 and any(len(w) >= 6 and w.isascii() and w.isalpha()
+                                                              for w in e.text.split()))
+    word = next(w for w in text.split() if len(w) >= 6 and w.isascii() and w.isalpha())
+    garbled = text.replace(word, word[:2] + word[2] + word[2:], 1)
+    assert defender.preprocess([garbled]) == defender.preprocess([text])
+    np.testing.assert_allclose(defender.scores([garbled]), defender.scores([text]), atol=1e-6)
+    # A model saved before recognisers existed (no file) loads without one and scores the raw words.
+    copy = shutil.copytree(result.model_dir, tmp_path / "old")
+    (copy / RECOGNIZER_FILE).unlink()
+    write_manifest(copy, read_manifest(copy))
+    old = TransformerDefender(copy).load()
+    assert old.recognizer is None
+    assert old.preprocess([garbled]) != old.preprocess([text])
+
+
+def test_word_recognition_off_saves_no_recognizer(corpus, tmp_path):
+    from content_arena.defender.recognizer import RECOGNIZER_FILE
+
+    cfg = load_config(None, home=str(tmp_path / ".arena"), **{**TINY, "model": {**TINY["model"],
+                                                                               "word_recognition": False}})
+    train, test = corpus
+    result = train_champion(train[:300], tmp_path / "champion", cfg, val_examples=test[:50])
+    assert not (result.model_dir / RECOGNIZER_FILE).exists()
+    assert TransformerDefender(result.model_dir).load().recognizer is None
+
+
 def test_tampered_weights_are_refused(champion, tmp_path):
     _, result = champion
     copy = shutil.copytree(result.model_dir, tmp_path / "copy")
@@ -174,6 +210,11 @@ def test_challenger_of_an_encoderless_champion_adapts_the_branch(branch_champion
     assert "ngram_embeddings.weight" in changed and any(k.startswith("ngram_classifier") for k in changed)
     assert not any(k.startswith(("bert.", "classifier.")) for k in changed)  # nothing trained that never runs
     assert TransformerDefender(challenger.model_dir).load().model.config.use_encoder is False
+    # The champion's word recogniser, as it was: the challenger's garbled training texts are not words to know.
+    from content_arena.defender.recognizer import RECOGNIZER_FILE
+
+    recognizer = (challenger.model_dir / RECOGNIZER_FILE).read_bytes()
+    assert recognizer == (result.model_dir / RECOGNIZER_FILE).read_bytes()
 
 
 def test_challenger_weighs_the_ngrams_of_its_training_texts_that_its_champion_never_saw(
@@ -201,8 +242,9 @@ def test_challenger_weighs_the_ngrams_of_its_training_texts_that_its_champion_ne
     torch.testing.assert_close(after[kept], before[kept])  # the champion's weights stay as they were
     opened = (before == 0) & (after > 0)
     assert int(opened.sum()) > 0
-    # ... and every bucket opened is one of the challenger's training n-grams.
-    ids = encode(champion.tokenizer, [e.text for e in [*train[:200], *evasions]], cfg.model.max_length)
+    # ... and every bucket opened is one of the challenger's training n-grams (as the recogniser reads them).
+    ids = encode(champion.tokenizer, [e.text for e in [*train[:200], *evasions]], cfg.model.max_length,
+                 view=champion.recognizer.many)
     df, _ = ngram_document_frequency(ids, cfg.model.ngram_orders, cfg.model.ngram_buckets)
     assert bool((df[opened] > 0).all())
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import abc
 import threading
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
 from content_arena.defender.normalizer import normalize_many
+
+if TYPE_CHECKING:
+    from content_arena.defender.recognizer import WordRecognizer
 
 
 class Classification(TypedDict):
@@ -30,6 +33,9 @@ class DefenderNotReady(RuntimeError):
 
 class Defender(abc.ABC):
     """Base class: subclasses implement :meth:`load` and :meth:`predict`."""
+
+    #: Set by :meth:`load` when the model came with one (see :mod:`~content_arena.defender.recognizer`).
+    recognizer: WordRecognizer | None = None
 
     def __init__(self, name: str = "content-filter", threshold: float = 0.5, batch_size: int = 64):
         self.name = name
@@ -49,8 +55,10 @@ class Defender(abc.ABC):
             return self.load()
 
     def preprocess(self, texts: Sequence[str]) -> list[str]:
-        """Undo the unicode tricks an attacker can play before the model sees the text."""
-        return normalize_many(texts)
+        """Undo the unicode tricks an attacker can play before the model sees the text, then read garbled
+        words back when the model came with a word recogniser."""
+        normalized = normalize_many(texts)
+        return normalized if self.recognizer is None else self.recognizer.many(normalized)
 
     @abc.abstractmethod
     def predict(self, texts: Sequence[str]) -> np.ndarray:

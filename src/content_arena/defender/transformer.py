@@ -12,6 +12,7 @@ from tokenizers import Tokenizer
 
 from content_arena.defender.artifacts import TOKENIZER_FILE, ModelNotFound, verify_model_dir
 from content_arena.defender.base import Defender
+from content_arena.defender.recognizer import WordRecognizer
 from content_arena.defender.token_ids import TokenEncoder, encoder_for
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ class TransformerDefender(Defender):
             self.model_dir, use_safetensors=True, local_files_only=True
         )
         model.to(self.device).eval()
+        recognizer = WordRecognizer.load(self.model_dir)
         with self._lock:
+            self.recognizer = recognizer
             if manifest is not None:
                 self.max_length = manifest.max_length
                 if self._threshold_override is None:

@@ -18,6 +18,7 @@ from content_arena.config import ArenaConfig
 from content_arena.data import Example
 from content_arena.defender.artifacts import TOKENIZER_FILE, ModelManifest, read_manifest, write_manifest
 from content_arena.defender.normalizer import normalize_many
+from content_arena.defender.recognizer import RECOGNIZER_FILE, WordRecognizer
 from content_arena.metrics import binary_metrics, f1_optimal_threshold
 from content_arena.training.calibration import ThresholdMapping, map_threshold
 from content_arena.training.loop import EpochCallback, encode, fit, predict_scores
@@ -100,10 +101,11 @@ class EncodedSets:
 
     @classmethod
     def build(cls, tokenizer: Any, texts: list[str], labels: list[int], val_examples: Sequence[Example] | None,
-              max_length: int) -> EncodedSets:
-        sets = cls(encode(tokenizer, texts, max_length), list(labels))
+              max_length: int, recognizer: WordRecognizer | None = None) -> EncodedSets:
+        view = recognizer.many if recognizer is not None else None
+        sets = cls(encode(tokenizer, texts, max_length, view=view), list(labels))
         if val_examples:
-            sets.val_ids = encode(tokenizer, [e.text for e in val_examples], max_length)
+            sets.val_ids = encode(tokenizer, [e.text for e in val_examples], max_length, view=view)
             sets.val_labels = [int(e.label) for e in val_examples]
         return sets
 
@@ -142,12 +144,16 @@ def _fit(
 
 
 def _save(
-    model: torch.nn.Module, tokenizer_source: Path | Any, out_dir: Path, cfg: ArenaConfig, info: dict, threshold: float
+    model: torch.nn.Module, tokenizer_source: Path | Any, out_dir: Path, cfg: ArenaConfig, info: dict, threshold: float,
+    recognizer: WordRecognizer | None = None,
 ) -> None:
+    """Weights, tokenizer (copied from a champion directory, with its word recogniser, or saved), manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
+    if recognizer is not None:
+        recognizer.save(out_dir)
     if isinstance(tokenizer_source, Path):
-        for name in (TOKENIZER_FILE, "tokenizer_config.json", "special_tokens_map.json"):
+        for name in (TOKENIZER_FILE, "tokenizer_config.json", "special_tokens_map.json", RECOGNIZER_FILE):
             if (tokenizer_source / name).is_file():
                 shutil.copy2(tokenizer_source / name, out_dir / name)
     else:
@@ -276,7 +282,8 @@ def train_champion(
             model.set_ngram_idf(encode(tokenizer, corpus, cfg.model.max_length, normalized=True))
         source = "built-from-config"
     pad_id = _pad_id(model, tokenizer)
-    data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length)
+    recognizer = _build_recognizer(texts, tokenizer_texts, cfg)
+    data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length, recognizer)
     params = {
         "mode": "full",
         "model_source": source,
@@ -288,6 +295,7 @@ def train_champion(
         "hidden_size": cfg.model.hidden_size,
         "num_layers": cfg.model.num_layers,
         "harden_strategies": ",".join(cfg.training.harden_strategies) or "none",
+        "word_recognition_vocabulary": len(recognizer) if recognizer is not None else 0,
     }
     if tracker:
         tracker.log_params(params)
@@ -331,9 +339,22 @@ def train_champion(
     out = Path(out_dir)
     _save(model, tokenizer, out, cfg, {"mode": "full", "source": source, "pad_id": pad_id,
                                          "use_encoder": uses_encoder, "refit_on_validation": refit,
-                                         **fitted.best_val}, threshold)
+                                         **fitted.best_val}, threshold, recognizer)
     log.info("champion trained in %.1fs (%d examples) → %s", time.perf_counter() - started, len(texts), out)
     return TrainResult(out, "full", fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started, len(texts))
+
+
+def _build_recognizer(texts: Sequence[str], tokenizer_texts: Sequence[str] | None,
+                      cfg: ArenaConfig) -> WordRecognizer | None:
+    """The champion's word recogniser (``model.word_recognition``): its vocabulary is every word of the
+    training texts and of the unlabelled texts the tokenizer reads. Validation texts stay out of it, so the
+    threshold is tuned on texts the recogniser treats as it will treat unseen ones."""
+    if not cfg.model.word_recognition:
+        return None
+    recognizer = WordRecognizer.build(normalize_many(list(tokenizer_texts or []) + list(texts)),
+                                      min_count=cfg.model.recognizer_min_count, min_key=cfg.model.recognizer_min_key)
+    log.info("word recogniser: %d known words", len(recognizer))
+    return recognizer
 
 
 def _open_ngram_idf(model: torch.nn.Module, data: EncodedSets) -> torch.Tensor | None:
@@ -375,7 +396,9 @@ def train_challenger(
         if isinstance(module, torch.nn.Embedding):
             module.sparse = False
     pad_id = _pad_id(model, tokenizer)
-    data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length)
+    # The champion's recogniser, unchanged (see defender/recognizer.py); _save copies its file.
+    data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length,
+                             WordRecognizer.load(champion_dir))
     device = next(model.parameters()).device
     # The champion's validation scores, for the challenger's threshold (with QLoRA: the 4-bit champion
     # the adapter trains against).

@@ -30,11 +30,22 @@ class FitResult:
     seconds: float = 0.0
 
 
-def encode(tokenizer: Tokenizer, texts: Sequence[str], max_length: int, *, normalized: bool = False) -> list[list[int]]:
-    """Token ids of ``texts``, normalised first unless the caller already did (``normalized=True``)."""
+def encode(
+    tokenizer: Tokenizer,
+    texts: Sequence[str],
+    max_length: int,
+    *,
+    normalized: bool = False,
+    view: Callable[[list[str]], list[str]] | None = None,
+) -> list[list[int]]:
+    """Token ids of ``texts``, normalised first unless the caller already did (``normalized=True``), then
+    passed through ``view`` (the word recogniser the defender will apply) when given."""
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length)
-    return [e.ids for e in tokenizer.encode_batch(list(texts) if normalized else normalize_many(texts))]
+    prepared = list(texts) if normalized else normalize_many(texts)
+    if view is not None:
+        prepared = view(prepared)
+    return [e.ids for e in tokenizer.encode_batch(prepared)]
 
 
 def _batches(lengths: np.ndarray, batch_size: int, rng: random.Random) -> list[np.ndarray]:

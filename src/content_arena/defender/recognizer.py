@@ -1,0 +1,150 @@
+"""Word recognition: read a garbled word back as the known word it sounds like.
+
+An attacker who cannot hide a word from the normaliser garbles it instead: a swapped or doubled
+letter, a look-alike, a vowel that sounds the same (``faggpts``, ``stup!d``, ``새끠``, ``뵹신``). Each
+edit gives the character n-grams of a word the model never saw, and the insult disappears from the
+pooled vector. The recogniser puts it back before the model runs, as Pruthi et al. (2019, "Combating
+Adversarial Misspellings with Robust Word Recognition") do with a word-recognition front end:
+
+* the **vocabulary** is every word (whitespace-separated, after normalisation) of the texts the
+  champion was built from, with its count; it is saved beside the weights (``recognizer.json``);
+* a word found in the vocabulary is left alone, so the texts the model trained on read exactly as
+  they did, and so does most clean text;
+* any other word is looked up by its reading key (:func:`~content_arena.attacks.readability.reading_key`:
+  what a reader hears, with look-alikes, leet digits, sound classes and repeated letters folded).
+  Vocabulary words whose key is within one edit of it (symmetric deletion, as SymSpell does) are
+  candidates, and the most frequent one among those seen at least ``min_count`` times replaces the
+  word. Keys shorter than ``min_key`` letters are never matched: short words have too many neighbours.
+  A candidate is written in the same script as the word (Hangul, or Latin): the key romanises Hangul, so
+  a Korean word would otherwise sound like some English one, and the normaliser already reads Latin
+  spellings of Korean back (keyboard typing, romanised syllables beside Hangul).
+
+Challengers inherit their champion's vocabulary unchanged: their training texts are the battle's
+evasions, and taking those in would teach the recogniser that a garbled word is a known one.
+Lookups are cached per word, so a batch pays for each distinct unknown word once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["RECOGNIZER_FILE", "WordRecognizer"]
+
+RECOGNIZER_FILE = "recognizer.json"
+_FORMAT = 1
+_WORD = re.compile(r"\S+")
+_HANGUL = re.compile("[\uac00-\ud7a3\u1100-\u11ff\u3131-\u318e]")
+_LATIN = re.compile("[A-Za-z]")
+_CACHE_LIMIT = 200_000
+
+
+def _key(word: str) -> str:
+    from content_arena.attacks.readability import reading_key  # the attacks package imports the defender's
+
+    return reading_key(word)
+
+
+def _script(word: str) -> str:
+    """"k" for a word with any Hangul syllable or jamo, "l" for one with a Latin letter, else ""."""
+    if _HANGUL.search(word):
+        return "k"
+    return "l" if _LATIN.search(word) else ""
+
+
+def _deletions(key: str) -> set[str]:
+    """``key`` and every string one deletion away from it."""
+    return {key, *(key[:i] + key[i + 1 :] for i in range(len(key)))}
+
+
+class WordRecognizer:
+    """Maps unknown words to the most frequent known word within one edit of their reading key."""
+
+    def __init__(self, counts: Mapping[str, int], *, min_count: int = 1, min_key: int = 3):
+        if min_count < 1 or min_key < 1:
+            raise ValueError("min_count and min_key must be at least 1")
+        self.counts = {word: int(count) for word, count in counts.items() if count > 0}
+        self.min_count = min_count
+        self.min_key = min_key
+        # Script + deletion key -> the most frequent target word that has it (ties: the first in sorted order).
+        self._index: dict[str, str] = {}
+        for word in sorted(self.counts):
+            count = self.counts[word]
+            if count < min_count:
+                continue
+            key, script = _key(word), _script(word)
+            if len(key) < min_key or not script:
+                continue
+            for deleted in _deletions(key):
+                best = self._index.get(script + deleted)
+                if best is None or count > self.counts[best]:
+                    self._index[script + deleted] = word
+        self._cache: dict[str, str] = {}
+
+    @classmethod
+    def build(cls, texts: Iterable[str], *, min_count: int = 1, min_key: int = 3) -> WordRecognizer:
+        """From already normalised texts (the words are counted lowercased)."""
+        counts = Counter(word.lower() for text in texts for word in text.split())
+        return cls(counts, min_count=min_count, min_key=min_key)
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def word(self, word: str) -> str:
+        """The known word ``word`` reads as, or ``word`` itself."""
+        cached = self._cache.get(word)
+        if cached is not None:
+            return cached
+        found = word
+        if word.lower() not in self.counts:
+            key, script = _key(word), _script(word)
+            if len(key) >= self.min_key and script:
+                best = None
+                for deleted in _deletions(key):
+                    candidate = self._index.get(script + deleted)
+                    if candidate is not None and (best is None or self.counts[candidate] > self.counts[best]
+                                                  or (self.counts[candidate] == self.counts[best] and candidate < best)):
+                        best = candidate
+                if best is not None:
+                    found = best
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[word] = found
+        return found
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every recognised word replaced; unchanged (same object) when none is."""
+        words = text.split()
+        read = [self.word(w) for w in words]
+        if read == words:
+            return text
+        replacements = iter(read)
+        return _WORD.sub(lambda _: next(replacements), text)
+
+    def many(self, texts: Sequence[str]) -> list[str]:
+        return [self(text) for text in texts]
+
+    # ------------------------------------------------------------------ persistence
+
+    def to_dict(self) -> dict:
+        return {"format": _FORMAT, "min_count": self.min_count, "min_key": self.min_key, "counts": self.counts}
+
+    def save(self, model_dir: str | Path) -> Path:
+        path = Path(model_dir) / RECOGNIZER_FILE
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> WordRecognizer | None:
+        """The recogniser saved in ``model_dir``, or None when the model has none (saved before it existed,
+        or trained with ``model.word_recognition: false``)."""
+        path = Path(model_dir) / RECOGNIZER_FILE
+        if not path.is_file():
+            return None
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("format") != _FORMAT or not isinstance(raw.get("counts"), dict):
+            raise ValueError(f"{path}: not a word recogniser this version can read")
+        return cls(raw["counts"], min_count=int(raw["min_count"]), min_key=int(raw["min_key"]))
