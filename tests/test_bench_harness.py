@@ -59,6 +59,7 @@ def test_sections_give_figures_with_baselines(payload: dict[str, Any]) -> None:
     rows = payload["rows"]
     defender = [r for r in rows if r["section"] == "defender"]
     assert [r["figure"] for r in defender] == ["scores(), batch 1", "scores(), batch 16", "scores(), batch 64",
+                                               "scores(), batch 64, word caches emptied",
                                                "scores(), batch 64, encoder kept"]
     assert all(r["baseline"] == "transformers pipeline" for r in defender)
     # The timed champion runs without its encoder; the last row times one that keeps it.

@@ -115,6 +115,9 @@ class WordRecognizer:
         self._cache[word] = found
         return found
 
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
     def __call__(self, text: str) -> str:
         """``text`` with every recognised word replaced; unchanged (same object) when none is."""
         words = text.split()
