@@ -110,3 +110,20 @@ def test_a_word_is_only_read_as_a_word_of_its_own_script():
     assert WordRecognizer({"시발": 3}).word("sibal") == "sibal"
     assert WordRecognizer({"시발": 3}).word("씨발") == "시발"
     assert WordRecognizer({"123": 3, "?!?": 3}).word("1234") == "1234"  # no letters: nothing to read
+
+
+def test_overlong_words_are_not_looked_up(recognizer, monkeypatch):
+    # A key's deletions cost its length squared: a pasted blob must not be one (it is no word anyone reads).
+    import content_arena.defender.recognizer as module
+
+    keyed = []
+    real_key = module._key
+    monkeypatch.setattr(module, "_key", lambda word: keyed.append(word) or real_key(word))
+    blob = "stupid" * 2_000
+    assert recognizer.word(blob) == blob
+    assert recognizer.word("stup!d" + "x" * 100) == "stup!d" + "x" * 100
+    assert keyed == []
+    # A 64-letter key whose letters do not collapse is the longest looked up.
+    long_word = "abcdefgh" * 8
+    recognizer.word(long_word)
+    assert keyed == [long_word]

@@ -40,6 +40,9 @@ _WORD = re.compile(r"\S+")
 _HANGUL = re.compile("[\uac00-\ud7a3\u1100-\u11ff\u3131-\u318e]")
 _LATIN = re.compile("[A-Za-z]")
 _CACHE_LIMIT = 200_000
+# No word is looked up past this many characters, nor is its key used past this many letters: real words
+# are far shorter, and a key's deletions cost its length squared (a 5,000-letter "word" would be 25M).
+_MAX_WORD = 64
 
 
 def _key(word: str) -> str:
@@ -76,7 +79,7 @@ class WordRecognizer:
             if count < min_count:
                 continue
             key, script = _key(word), _script(word)
-            if len(key) < min_key or not script:
+            if not min_key <= len(key) <= _MAX_WORD or not script:
                 continue
             for deleted in _deletions(key):
                 best = self._index.get(script + deleted)
@@ -99,9 +102,9 @@ class WordRecognizer:
         if cached is not None:
             return cached
         found = word
-        if word.lower() not in self.counts:
+        if len(word) <= _MAX_WORD and word.lower() not in self.counts:
             key, script = _key(word), _script(word)
-            if len(key) >= self.min_key and script:
+            if self.min_key <= len(key) <= _MAX_WORD and script:
                 best = None
                 for deleted in _deletions(key):
                     candidate = self._index.get(script + deleted)
