@@ -369,7 +369,19 @@ def test_hardened_champion_trains_on_rule_variants(corpus, tmp_path):
                                               "harden_share": 0.5}})
     result = train_champion(train, tmp_path / "hardened", cfg, val_examples=test[:100])
     assert len(train) * 1.3 < result.n_train < len(train) * 1.6
-    assert TransformerDefender(result.model_dir).load().scores(["오늘 시간 있어?"]).shape == (1,)
+    defender = TransformerDefender(result.model_dir).load()
+    assert defender.scores(["오늘 시간 있어?"]).shape == (1,)
+    # The recogniser knows the training texts' words, not the words the rule variants garbled.
+    from content_arena.attacks import resolve_strategies
+    from content_arena.data_augmentor import with_rule_variants
+    from content_arena.defender.normalizer import normalize_many
+
+    variants = [e.text for e in with_rule_variants(train, resolve_strategies(["spacing", "leet_phonetic"]), 0.5,
+                                                   seed=cfg.training.seed) if (e.source or "").startswith("harden:")]
+    known = {w.lower() for t in normalize_many([e.text for e in train]) for w in t.split()}
+    garbled = {w.lower() for t in normalize_many(variants) for w in t.split()} - known
+    assert garbled and not garbled & set(defender.recognizer.counts)
+    assert known <= set(defender.recognizer.counts)
 
     bad = load_config(None, home=str(tmp_path / ".arena"),
                       **{**TINY, "training": {**TINY["training"], "harden_strategies": ["no_such_rule"]}})

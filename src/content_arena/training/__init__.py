@@ -268,11 +268,11 @@ def train_champion(
                  ", ".join(cfg.training.harden_strategies), len(examples) - before, before)
     texts, labels = _texts_labels(examples, cfg.training.max_train_examples)
     started = time.perf_counter()
+    corpus = normalize_many(list(tokenizer_texts or []) + texts)
     if cfg.model.base_model:
         model, tokenizer = load_pretrained_classifier(cfg.model.base_model)
         source = f"pretrained:{cfg.model.base_model}"
     else:
-        corpus = normalize_many(list(tokenizer_texts or []) + texts)
         tokenizer = train_tokenizer(corpus, vocab_size=cfg.model.vocab_size, kind=cfg.model.tokenizer)
         model = build_small_classifier(cfg.model, tokenizer)
         if getattr(model.config, "ngram_fold", False):
@@ -282,7 +282,10 @@ def train_champion(
             model.set_ngram_idf(encode(tokenizer, corpus, cfg.model.max_length, normalized=True))
         source = "built-from-config"
     pad_id = _pad_id(model, tokenizer)
-    recognizer = _build_recognizer(texts, tokenizer_texts, cfg)
+    # Rule variants added by hardening are garbled on purpose: their words must not become known ones.
+    hardened = {e.text for e in examples if (e.source or "").startswith("harden:")}
+    recognizer = _build_recognizer([t for t, raw in zip(corpus, [*(tokenizer_texts or []), *texts], strict=True)
+                                    if raw not in hardened], cfg)
     data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length, recognizer)
     params = {
         "mode": "full",
@@ -344,15 +347,14 @@ def train_champion(
     return TrainResult(out, "full", fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started, len(texts))
 
 
-def _build_recognizer(texts: Sequence[str], tokenizer_texts: Sequence[str] | None,
-                      cfg: ArenaConfig) -> WordRecognizer | None:
+def _build_recognizer(normalized: Sequence[str], cfg: ArenaConfig) -> WordRecognizer | None:
     """The champion's word recogniser (``model.word_recognition``): its vocabulary is every word of the
-    training texts and of the unlabelled texts the tokenizer reads. Validation texts stay out of it, so the
-    threshold is tuned on texts the recogniser treats as it will treat unseen ones."""
+    (normalised) training texts and of the unlabelled texts the tokenizer reads. Validation texts stay out of
+    it, so the threshold is tuned on texts the recogniser treats as it will treat unseen ones."""
     if not cfg.model.word_recognition:
         return None
-    recognizer = WordRecognizer.build(normalize_many(list(tokenizer_texts or []) + list(texts)),
-                                      min_count=cfg.model.recognizer_min_count, min_key=cfg.model.recognizer_min_key)
+    recognizer = WordRecognizer.build(normalized, min_count=cfg.model.recognizer_min_count,
+                                      min_key=cfg.model.recognizer_min_key)
     log.info("word recogniser: %d known words", len(recognizer))
     return recognizer
 
