@@ -63,6 +63,14 @@ def test_v1_accepts_text_objects_and_normalises_before_predicting(client):
     assert evasive["predictions"][0]["toxic_score"] == pytest.approx(plain["predictions"][0]["toxic_score"], abs=1e-6)
 
 
+def test_v1_reads_garbled_words_back_before_predicting(client, model):
+    # The served champion came with its word recogniser: a doubled letter is read as the known word.
+    assert model.defender.recognizer is not None and model.defender.recognizer.word("idiiot") == "idiot"
+    plain = client.post("/v1/models/content-filter:predict", json={"instances": ["you are an idiot"]}).json()
+    garbled = client.post("/v1/models/content-filter:predict", json={"instances": ["you are an idiiot"]}).json()
+    assert garbled["predictions"][0]["toxic_score"] == pytest.approx(plain["predictions"][0]["toxic_score"], abs=1e-6)
+
+
 def test_v2_infer_returns_typed_outputs_matching_v1(client):
     request = {"id": "req-1", "inputs": [{"name": "text", "shape": [3], "datatype": "BYTES", "data": TEXTS}]}
     response = client.post("/v2/models/content-filter/infer", json=request)
