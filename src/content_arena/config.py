@@ -94,12 +94,13 @@ class ModelConfig(_Section):
     # clean comments' excess FPR 8.2 -> 4.7 points, but clean AUROC fell 0.820 -> 0.813 (F1 0.776 -> 0.778).
     ngram_phonetic_fold: bool = False
     # Word recognition in front of the model (defender/recognizer.py): a word the champion's corpus never
-    # had is read back as the most frequent known word within one edit of its reading key (``faggpts`` ->
-    # ``faggots``, ``새끠`` -> ``새끼``). Known words are never touched. The vocabulary is saved with the
-    # champion and inherited by its challengers. Keys shorter than ``recognizer_min_key`` letters are left
-    # alone; only words seen ``recognizer_min_count`` times or more are targets. One run each (2026-11-22):
-    # a fresh adaptive search evaded the bootstrap champion 0.291 of the time instead of 0.633 (five seed-corpus
-    # splits, mean) and the champion after one loop iteration 0.198 instead of 0.371; on the BEEP! split clean
+    # had is read back as the most frequent known word of the same script within one edit of its reading key
+    # (``faggpts`` -> ``faggots``, ``새끠`` -> ``새끼``). Known words are never touched. The vocabulary is saved
+    # with the champion and inherited by its challengers. Keys shorter than ``recognizer_min_key`` letters are
+    # left alone; only words seen ``recognizer_min_count`` times or more are targets. One run each (2026-11-22,
+    # bench/bench_attacks.py, five seed-corpus splits, mean): a fresh adaptive search evaded the bootstrap
+    # champion 0.290 of the time instead of 0.633 and the champion after one loop iteration 0.192 instead of
+    # 0.371; on the BEEP! split clean
     # F1 0.776 -> 0.780, AUROC 0.820 -> 0.814, leet-garbled clean comments flagged 3.0 points above the clean
     # FPR instead of 8.4. min_key 4 or min_count 2 gave the same AUROC (0.814).
     word_recognition: bool = True

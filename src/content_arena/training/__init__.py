@@ -268,7 +268,8 @@ def train_champion(
                  ", ".join(cfg.training.harden_strategies), len(examples) - before, before)
     texts, labels = _texts_labels(examples, cfg.training.max_train_examples)
     started = time.perf_counter()
-    corpus = normalize_many(list(tokenizer_texts or []) + texts)
+    raw_corpus = [*(tokenizer_texts or []), *texts]
+    corpus = normalize_many(raw_corpus)
     if cfg.model.base_model:
         model, tokenizer = load_pretrained_classifier(cfg.model.base_model)
         source = f"pretrained:{cfg.model.base_model}"
@@ -284,8 +285,7 @@ def train_champion(
     pad_id = _pad_id(model, tokenizer)
     # Rule variants added by hardening are garbled on purpose: their words must not become known ones.
     hardened = {e.text for e in examples if (e.source or "").startswith("harden:")}
-    recognizer = _build_recognizer([t for t, raw in zip(corpus, [*(tokenizer_texts or []), *texts], strict=True)
-                                    if raw not in hardened], cfg)
+    recognizer = _build_recognizer([t for t, raw in zip(corpus, raw_corpus, strict=True) if raw not in hardened], cfg)
     data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length, recognizer)
     params = {
         "mode": "full",
