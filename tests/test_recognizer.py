@@ -71,6 +71,25 @@ def test_the_most_frequent_candidate_wins_and_min_count_limits_targets():
     assert rare.word("gaame") == "game"
 
 
+def test_the_word_the_key_spells_beats_a_more_frequent_neighbour():
+    # Seen on the attack bench: "cun😡t" has the key of "cunt" exactly, "good" is one edit away and
+    # commoner; "suucks" reads as "sucks", not as the commoner "looks".
+    assert reading_key("cun😡t") == reading_key("cunt") and reading_key("suucks") == reading_key("sucks")
+    recognizer = WordRecognizer({"good": 40, "cunt": 2, "looks": 30, "sucks": 3})
+    assert recognizer("stupid cun😡t") == "stupid cunt"
+    assert recognizer.word("suucks") == "sucks"
+    # Among candidates one edit away, the most frequent still wins.
+    assert WordRecognizer({"cunt": 2, "good": 40}).word("goodd") == "good"
+
+
+def test_words_two_key_edits_away_are_not_candidates():
+    # "치네" and "있네" share a key once one letter is deleted from each: a substitution plus a shift, two edits.
+    first, second = reading_key("치네"), reading_key("있네")
+    assert first[1:] == second[:1] + second[2:]
+    assert WordRecognizer({"있네": 50}).word("치네") == "치네"
+    assert WordRecognizer({"있네": 50}).word("잇네") == "있네"
+
+
 def test_whitespace_and_word_order_are_kept(recognizer):
     assert recognizer("a  stup!d\nidi0t\tgame") == "a  stupid\nidiot\tgame"
 
@@ -127,3 +146,17 @@ def test_overlong_words_are_not_looked_up(recognizer, monkeypatch):
     long_word = "abcdefgh" * 8
     recognizer.word(long_word)
     assert keyed == [long_word]
+
+
+def test_the_one_edit_check_agrees_with_the_edit_distance():
+    import random
+
+    from content_arena.attacks.readability import edit_distance
+    from content_arena.defender.recognizer import _one_swap_apart
+
+    rng = random.Random(0)
+    for _ in range(20_000):
+        size = rng.randint(1, 6)
+        a, b = ("".join(rng.choice("abc") for _ in range(size)) for _ in range(2))
+        if a != b:
+            assert _one_swap_apart(a, b) == (edit_distance(a, b) == 1), (a, b)

@@ -12,9 +12,13 @@ Adversarial Misspellings with Robust Word Recognition") do with a word-recogniti
   they did, and so does most clean text;
 * any other word is looked up by its reading key (:func:`~content_arena.attacks.readability.reading_key`:
   what a reader hears, with look-alikes, leet digits, sound classes and repeated letters folded).
-  Vocabulary words whose key is within one edit of it (symmetric deletion, as SymSpell does) are
-  candidates, and the most frequent one among those seen at least ``min_count`` times replaces the
-  word. Keys shorter than ``min_key`` letters are never matched: short words have too many neighbours.
+  Vocabulary words seen at least ``min_count`` times whose key is within one edit of it (found by
+  symmetric deletion, then checked with the edit distance, as SymSpell does) are candidates. The closest
+  one replaces the word; among equally close ones, the most frequent. Ranking by frequency alone let a
+  common word one edit away beat the word the key spells exactly (``cun😡t`` read as ``good`` rather than
+  ``cunt``, ``suucks`` as ``looks``), and two deletions apart let in words two edits away (``치네`` read
+  as ``있네``). Keys shorter than ``min_key`` letters are never matched: short words have too many
+  neighbours.
   A candidate is written in the same script as the word (Hangul, or Latin): the key romanises Hangul, so
   a Korean word would otherwise sound like some English one, and the normaliser already reads Latin
   spellings of Korean back (keyboard typing, romanised syllables beside Hangul).
@@ -30,6 +34,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from os.path import commonprefix
 from pathlib import Path
 
 __all__ = ["RECOGNIZER_FILE", "WordRecognizer"]
@@ -51,6 +56,13 @@ def _key(word: str) -> str:
     return reading_key(word)
 
 
+def _one_swap_apart(a: str, b: str) -> bool:
+    """Whether two different strings of the same length are one substitution or one swap of neighbours
+    apart (an optimal-string-alignment distance of 1)."""
+    n = len(commonprefix((a, b)))
+    return a[n + 1 :] == b[n + 1 :] or (a[n] == b[n + 1 : n + 2] and a[n + 1 : n + 2] == b[n] and a[n + 2 :] == b[n + 2 :])
+
+
 def _script(word: str) -> str:
     """"k" for a word with any Hangul syllable or jamo, "l" for one with a Latin letter, else ""."""
     if _HANGUL.search(word):
@@ -64,7 +76,7 @@ def _deletions(key: str) -> set[str]:
 
 
 class WordRecognizer:
-    """Maps unknown words to the most frequent known word within one edit of their reading key."""
+    """Maps unknown words to the closest, then most frequent, known word within one edit of their reading key."""
 
     def __init__(self, counts: Mapping[str, int], *, min_count: int = 1, min_key: int = 3):
         if min_count < 1 or min_key < 1:
@@ -72,8 +84,11 @@ class WordRecognizer:
         self.counts = {word: int(count) for word, count in counts.items() if count > 0}
         self.min_count = min_count
         self.min_key = min_key
-        # Script + deletion key -> the most frequent target word that has it (ties: the first in sorted order).
-        self._index: dict[str, str] = {}
+        # Script + deletion key -> the key of the target word that has it, or a tuple of keys when several do
+        # (most have one: a bare string keeps the index small); script + key -> the most frequent target word
+        # with that key (ties: the first in sorted order).
+        self._index: dict[str, str | tuple[str, ...]] = {}
+        self._words: dict[str, str] = {}
         for word in sorted(self.counts):
             count = self.counts[word]
             if count < min_count:
@@ -81,10 +96,18 @@ class WordRecognizer:
             key, script = _key(word), _script(word)
             if not min_key <= len(key) <= _MAX_WORD or not script:
                 continue
+            best = self._words.get(script + key)
+            if best is not None:
+                if count > self.counts[best]:
+                    self._words[script + key] = word
+                continue
+            self._words[script + key] = word
             for deleted in _deletions(key):
-                best = self._index.get(script + deleted)
-                if best is None or count > self.counts[best]:
-                    self._index[script + deleted] = word
+                held = self._index.get(script + deleted)
+                if held is None:
+                    self._index[script + deleted] = key
+                else:
+                    self._index[script + deleted] = (held, key) if isinstance(held, str) else (*held, key)
         self._cache: dict[str, str] = {}
 
     @classmethod
@@ -105,18 +128,43 @@ class WordRecognizer:
         if len(word) <= _MAX_WORD and word.lower() not in self.counts:
             key, script = _key(word), _script(word)
             if self.min_key <= len(key) <= _MAX_WORD and script:
-                best = None
-                for deleted in _deletions(key):
-                    candidate = self._index.get(script + deleted)
-                    if candidate is not None and (best is None or self.counts[candidate] > self.counts[best]
-                                                  or (self.counts[candidate] == self.counts[best] and candidate < best)):
-                        best = candidate
-                if best is not None:
-                    found = best
+                exact = self._words.get(script + key)
+                if exact is not None:
+                    found = exact
+                else:
+                    found = self._closest(key, script) or word
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[word] = found
         return found
+
+    def _closest(self, key: str, script: str) -> str | None:
+        """The most frequent word whose key is one edit from ``key`` (ties: the first in sorted order).
+
+        Which deletion matched tells the distance: a shorter or longer candidate is one edit away; one of the
+        same length is when it differs by one letter or by two neighbours swapped (two deletions at different
+        places can also pair keys two edits apart).
+        """
+        near: list[str] = []
+        # ``key`` is the candidate's key less one letter: an insertion.
+        near.extend(other for other in self._held(script + key) if len(other) == len(key) + 1)
+        for i in range(len(key)):
+            deleted = key[:i] + key[i + 1 :]
+            for other in self._held(script + deleted):
+                if len(other) == len(deleted):  # the candidate's key is ``key`` less one letter: a deletion
+                    near.append(other)
+                elif _one_swap_apart(key, other):
+                    near.append(other)
+        if not near:
+            return None
+        words = [self._words[script + other] for other in near]
+        return min(words, key=lambda word: (-self.counts[word], word))
+
+    def _held(self, deletion: str) -> tuple[str, ...]:
+        held = self._index.get(deletion)
+        if held is None:
+            return ()
+        return (held,) if isinstance(held, str) else held
 
     def clear_cache(self) -> None:
         self._cache.clear()
