@@ -243,7 +243,7 @@ def test_augment_teaches_what_the_adaptive_search_exploits() -> None:
                 Failure(TOXIC[1], get_strategy("ko_vowel").attack(TOXIC[1], 1), "ko_vowel", "b1")]
     pool = [Example(t, 1) for t in TOXIC]
     clean = [Example(t, 0) for t in CLEAN * 20]
-    cfg = AugmentConfig(variants_per_failure=2)
+    cfg = AugmentConfig(variants_per_failure=2, clean_negatives_ratio=1.0)
     defender.calls.clear()
     result = augment(failures, clean, strategies, cfg, toxic_pool=pool, seed=0)
     calls = len(defender.calls)
@@ -271,7 +271,7 @@ def test_augment_without_a_bound_adaptive_strategy_uses_the_rules() -> None:
     strategies = [get_strategy("ko_vowel"), get_strategy("adaptive")]  # unbound: nothing to search
     failures = [Failure(TOXIC[0], "씌발 개새끼야 꺼져", "adaptive", "b1"),
                 Failure(TOXIC[1], get_strategy("ko_vowel").attack(TOXIC[1], 1), "ko_vowel", "b1")]
-    result = augment(failures, [Example(t, 0) for t in CLEAN * 10], strategies, AugmentConfig(),
+    result = augment(failures, [Example(t, 0) for t in CLEAN * 10], strategies, AugmentConfig(clean_negatives_ratio=1.0),
                      toxic_pool=[Example(t, 1) for t in TOXIC], seed=0)
     toxic = {e.text for e in result.examples if e.label == 1}
     assert result.n_toxic == result.n_clean > 0

@@ -20,17 +20,36 @@ def _failures(strategy: str) -> list[Failure]:
     return [Failure(text, attack.attack(text, seed=3), strategy, "b1") for text in TOXIC[:3]]
 
 
-def test_balanced_labelled_and_deterministic():
+def test_negatives_at_the_configured_ratio_labelled_and_deterministic():
     strategies = [get_strategy("invisible"), get_strategy("filler")]
     clean = [Example(t, 0) for t in CLEAN * 5]
     pool = [Example(t, 1) for t in TOXIC]
     result = augment(_failures("invisible"), clean, strategies, AugmentConfig(), toxic_pool=pool, seed=0)
     toxic = [e for e in result.examples if e.label == 1]
     negatives = [e for e in result.examples if e.label == 0]
-    assert result.n_toxic == result.n_clean == len(toxic) == len(negatives) > 0
+    assert result.n_toxic == len(toxic) > 0 and result.n_clean == len(negatives)
+    assert len(negatives) == round(len(toxic) * AugmentConfig().clean_negatives_ratio)
     assert {e.source for e in toxic} <= {"battle", "augment"} and {e.source for e in negatives} == {"augment"}
     again = augment(_failures("invisible"), clean, strategies, AugmentConfig(), toxic_pool=pool, seed=0)
     assert [e.text for e in again.examples] == [e.text for e in result.examples]
+
+
+def test_clean_negatives_ratio_sets_negatives_per_toxic_example():
+    strategies = [get_strategy("invisible"), get_strategy("filler"), get_strategy("spacing")]
+    clean = [Example(f"{t} {i}", 0) for i, t in enumerate(CLEAN * 20)]
+    pool = [Example(t, 1) for t in TOXIC]
+    sizes = {}
+    for ratio in (0.0, 0.5, 1.0, 1.5, 2.0):
+        result = augment(_failures("invisible"), clean, strategies, AugmentConfig(clean_negatives_ratio=ratio),
+                         toxic_pool=pool, seed=0)
+        assert result.n_toxic == sum(e.label for e in result.examples) > 0
+        assert result.n_clean == round(result.n_toxic * ratio), (ratio, result.n_toxic, result.n_clean)
+        sizes[ratio] = result.n_toxic
+    # More negatives asked for than the clean pool yields: the toxic side is trimmed to keep the ratio.
+    few = [Example(t, 0) for t in CLEAN[:2]]
+    result = augment(_failures("invisible"), few, strategies, AugmentConfig(clean_negatives_ratio=2.0),
+                     toxic_pool=pool, seed=0)
+    assert result.n_clean == round(result.n_toxic * 2.0) and result.n_toxic < sizes[2.0]
 
 
 def test_negatives_are_garbled_by_the_strategies_that_evaded():

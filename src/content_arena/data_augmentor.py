@@ -3,8 +3,8 @@
 For each failure: the evading text itself, plus variants of its original made by the *other*
 strategies (alone, or composed with the one that evaded), so the challenger learns the family and
 not the single string. Attacked clean texts are added as negatives, garbled by the strategies that
-evaded, so the challenger does not learn "garbled this way means toxic". The result has as many clean as
-toxic examples.
+evaded, so the challenger does not learn "garbled this way means toxic": ``augment.clean_negatives_ratio``
+of them per toxic example.
 
 With the ``adaptive`` strategy bound to the champion (it is in ``attack.strategies``), the adaptive
 search gets its own share, since a rule variant teaches little about what a search finds:
@@ -130,7 +130,7 @@ def augment(
             toxic.extend(searched_toxic)
 
     if clean and rules:
-        target = max(len(toxic), int(len(toxic) * cfg.clean_negatives_ratio))
+        target = int(len(toxic) * cfg.clean_negatives_ratio)
         # Clean texts are garbled by the strategies that evaded, in proportion to their failures (by every
         # rule when only the adaptive search evaded). Half of them used to be garbled by every rule in turn:
         # the challenger then flagged more clean texts garbled the way it had just learnt. Attacked-clean
@@ -143,11 +143,12 @@ def augment(
             example = clean[rng.randrange(len(clean))]
             strategy = weighted[rng.randrange(len(weighted))]
             add(negatives, strategy.attack(example.text, seed=seed + k), 0, "augment")
-    # Balance the classes by trimming the larger side.
-    size = min(len(toxic), len(negatives)) if negatives else len(toxic)
+    # ``clean_negatives_ratio`` negatives per toxic example: the side over its share is trimmed.
+    ratio = cfg.clean_negatives_ratio
+    size = min(len(toxic), int(len(negatives) / ratio)) if negatives and ratio else len(toxic)
     rng.shuffle(toxic)
     rng.shuffle(negatives)
-    toxic, negatives = toxic[:size], negatives[:size]
+    toxic, negatives = toxic[:size], negatives[: round(size * ratio)]
     examples = toxic + negatives
     rng.shuffle(examples)
     return AugmentedSet(examples, len(toxic), len(negatives))
