@@ -143,12 +143,13 @@ def augment(
             example = clean[rng.randrange(len(clean))]
             strategy = weighted[rng.randrange(len(weighted))]
             add(negatives, strategy.attack(example.text, seed=seed + k), 0, "augment")
-    # ``clean_negatives_ratio`` negatives per toxic example: the side over its share is trimmed.
+    # ``clean_negatives_ratio`` negatives per toxic example: the side over its share is trimmed. Short of
+    # negatives (a small clean pool), toxic examples are trimmed only down to as many as there are negatives.
     ratio = cfg.clean_negatives_ratio
-    size = min(len(toxic), int(len(negatives) / ratio)) if negatives and ratio else len(toxic)
+    size = min(len(toxic), max(len(negatives), int(len(negatives) / ratio))) if negatives and ratio else len(toxic)
     rng.shuffle(toxic)
     rng.shuffle(negatives)
-    toxic, negatives = toxic[:size], negatives[: round(size * ratio)]
+    toxic, negatives = toxic[:size], negatives[: int(size * ratio)]
     examples = toxic + negatives
     rng.shuffle(examples)
     return AugmentedSet(examples, len(toxic), len(negatives))

@@ -13,7 +13,7 @@ Adversarial Misspellings with Robust Word Recognition") do with a word-recogniti
 * any other word is looked up by its reading key (:func:`~content_arena.attacks.readability.reading_key`:
   what a reader hears, with look-alikes, leet digits, sound classes and repeated letters folded).
   Vocabulary words seen at least ``min_count`` times whose key is within one edit of it (found by
-  symmetric deletion, then checked with the edit distance, as SymSpell does) are candidates. The closest
+  symmetric deletion, then checked to be one edit away, as SymSpell does) are candidates. The closest
   one replaces the word; among equally close ones, the most frequent. Ranking by frequency alone let a
   common word one edit away beat the word the key spells exactly (``cun😡t`` read as ``good`` rather than
   ``cunt``, ``suucks`` as ``looks``), and two deletions apart let in words two edits away (``치네`` read
