@@ -196,12 +196,13 @@ class AttackConfig(_Section):
 
 class AugmentConfig(_Section):
     variants_per_failure: int = Field(4, ge=0, le=100)
-    # Garbled clean negatives per toxic example in the augmented set. It was 1 (and values above 1 were
-    # trimmed back to 1). On the attack bench's five splits with the adaptive search in the loop (full
-    # loop, 2026-12-05), 1 let two challengers of five raise attacked-clean FPR past what they cut from
-    # evasion, and they were rejected; 1.5 promoted all five, and a fresh search then fell 0.250 -> 0.158
-    # on average (0.186 with 1); 2 gave 0.153 but was rejected on the README loop (+0.1 points).
-    clean_negatives_ratio: float = Field(1.5, ge=0.0, le=10.0)
+    # Garbled clean negatives per toxic example in the augmented set (until 2026-12-05 values above 1 were
+    # trimmed back to 1). On the attack bench's five splits with the adaptive search in the loop (one run
+    # each, 2026-12-05; challengers promoted, mean fresh-search success after the loop), full loop / quick
+    # loop / README loop: 1 gave 3/5 (0.186), 4/5 (0.191), promoted; 1.5 gave 3/5 (0.188), 3/5 (0.195),
+    # promoted; 2 gave 5/5 (0.153), 4/5 (0.193), rejected (adversarial error +0.001). Promotion turned on a
+    # single example (1.5 promoted 5/5 before its trimming was fixed), so the default stays 1.
+    clean_negatives_ratio: float = Field(1.0, ge=0.0, le=10.0)
     # Original training examples mixed into the challenger's set, as a multiple of the augmented ones;
     # null replays every one. A sample lets the adapter drift: on the README loop (before normaliser
     # step 9), replaying as many originals as augmented examples (ratio 1) raised clean FPR from 0.058
