@@ -28,7 +28,7 @@ def test_negatives_at_the_configured_ratio_labelled_and_deterministic():
     toxic = [e for e in result.examples if e.label == 1]
     negatives = [e for e in result.examples if e.label == 0]
     assert result.n_toxic == len(toxic) > 0 and result.n_clean == len(negatives)
-    # Six clean texts yield fewer garbled negatives than 1.5 per toxic example: toxic ones are trimmed to as many.
+    # At least one negative per toxic example (toxic ones are trimmed to as many), at most the ratio.
     assert len(toxic) <= len(negatives) <= int(len(toxic) * AugmentConfig().clean_negatives_ratio)
     assert {e.source for e in toxic} <= {"battle", "augment"} and {e.source for e in negatives} == {"augment"}
     again = augment(_failures("invisible"), clean, strategies, AugmentConfig(), toxic_pool=pool, seed=0)
