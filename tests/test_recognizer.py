@@ -78,8 +78,9 @@ def test_the_word_the_key_spells_beats_a_more_frequent_neighbour():
     recognizer = WordRecognizer({"good": 40, "cunt": 2, "looks": 30, "sucks": 3})
     assert recognizer("stupid cun😡t") == "stupid cunt"
     assert recognizer.word("suucks") == "sucks"
-    # Among candidates one edit away, the most frequent still wins.
-    assert WordRecognizer({"cunt": 2, "good": 40}).word("goodd") == "good"
+    # Among candidates equally close (keys sags -> sogs, sugs: one substitution each), the most frequent wins.
+    assert WordRecognizer({"sucks": 3, "socks": 30}).word("sacks") == "socks"
+    assert WordRecognizer({"sucks": 30, "socks": 3}).word("sacks") == "sucks"
 
 
 def test_words_two_key_edits_away_are_not_candidates():
