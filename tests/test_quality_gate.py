@@ -29,11 +29,22 @@ def test_pass_when_every_check_holds():
 
 
 def test_evasion_above_limit_fails_and_names_the_strategies():
-    result = check_quality(report(0.9, {"nfd": 10, "spacing": 28}), CFG)
+    pooled_only = QualityGateConfig(max_strategy_evasion_rate=1.0)
+    result = check_quality(report(0.9, {"nfd": 10, "spacing": 28}), pooled_only)
     assert result.decision is Decision.FAIL
     assert len(result.reasons) == 1
     assert "0.190 > max_evasion_rate 0.150" in result.reasons[0]
     assert "spacing 0.280" in result.reasons[0] and "nfd" not in result.reasons[0]
+
+
+def test_by_default_each_strategy_is_held_to_the_pooled_limit():
+    # With equal limits, the pooled rate can only exceed 0.15 when some strategy does; both reasons are given.
+    result = check_quality(report(0.9, {"nfd": 10, "spacing": 28}), CFG)
+    assert CFG.max_strategy_evasion_rate == CFG.max_evasion_rate == 0.15
+    assert len(result.reasons) == 2
+    assert "max_strategy_evasion_rate 0.150: spacing 0.280" in result.reasons[1]
+    assert "nfd" not in result.reasons[1]
+    assert check_quality(report(0.9, {"nfd": 15, "spacing": 15}), CFG).passed
 
 
 def test_one_strong_strategy_fails_the_gate_even_when_weak_ones_dilute_the_overall_rate():
@@ -41,15 +52,15 @@ def test_one_strong_strategy_fails_the_gate_even_when_weak_ones_dilute_the_overa
     result = check_quality(report(0.9, evaded), CFG)
     assert result.checks["evasion_rate"] == pytest.approx(0.07)  # under max_evasion_rate
     assert result.decision is Decision.FAIL and len(result.reasons) == 1
-    assert "max_strategy_evasion_rate 0.300: adaptive 0.700" in result.reasons[0]
+    assert "max_strategy_evasion_rate 0.150: adaptive 0.700" in result.reasons[0]
     assert "rule" not in result.reasons[0]
     assert result.checks["max_strategy_evasion_rate"] == {"strategy": "adaptive", "evasion_rate": 0.7}
 
 
 def test_a_strategy_exactly_at_its_limit_passes_and_the_limit_is_configurable():
-    evaded = {"adaptive": 30, **{f"rule{k}": 0 for k in range(9)}}
+    evaded = {"adaptive": 15, **{f"rule{k}": 0 for k in range(9)}}
     assert check_quality(report(0.9, evaded), CFG).passed
-    strict = QualityGateConfig(max_strategy_evasion_rate=0.25)
+    strict = QualityGateConfig(max_strategy_evasion_rate=0.10)
     assert not check_quality(report(0.9, evaded), strict).passed
 
 

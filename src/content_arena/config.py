@@ -32,8 +32,10 @@ class QualityGateConfig(_Section):
     # Any one strategy evading more than this fails the gate too. The overall rate pools every strategy's
     # variants, so one strong attacker among many weak rules is diluted: with the adaptive search among
     # 26 strategies (attack bench, split seed 2) it evaded 0.738 while the pooled rate stayed under 0.15
-    # and the gate passed, so the loop learnt nothing from it.
-    max_strategy_evasion_rate: float = Field(0.30, ge=0.0, le=1.0)
+    # and the gate passed, so the loop learnt nothing from it. The limit is max_evasion_rate's 0.15 applied
+    # to each strategy: at 0.30, once the word recogniser had halved the search's success, the bootstrap
+    # champion passed its gate on 2 of 10 splits with the search evading 0.25-0.26 of it.
+    max_strategy_evasion_rate: float = Field(0.15, ge=0.0, le=1.0)
     min_f1_score: float = Field(0.85, ge=0.0, le=1.0)
     min_f1_drop: float = Field(0.05, ge=0.0, le=1.0)
     # Attacked clean texts may be flagged this many points above the clean false-positive rate.
