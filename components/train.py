@@ -17,7 +17,7 @@ def train_challenger(config: str, overrides: str, champion_version: int, battle_
         champion_version: Registry version of the champion whose weights are adapted.
         battle_id: The battle the training data came from (an MLflow run tag).
         examples: The augmented training set (JSONL).
-        challenger: The merged challenger model (safetensors, tokenizer, manifest; metadata: uri, version).
+        challenger: The merged challenger model (safetensors, tokenizer, manifest; metadata: uri, version, champion_version).
         metrics: Validation metrics of the best epoch.
 
     Returns:
@@ -27,7 +27,7 @@ def train_challenger(config: str, overrides: str, champion_version: int, battle_
 
     result = stages.train(config, overrides, champion_version, examples.path, challenger.path, battle_id=battle_id)
     challenger.metadata.update(version=result["version"], uri=result["uri"], mode=result["mode"],
-                               n_train=result["n_train"])
+                               n_train=result["n_train"], champion_version=result["champion_version"])
     for name, value in sorted(result["val_metrics"].items()):
         metrics.log_metric(name, float(value))
     return result["version"]

@@ -129,10 +129,10 @@ def test_gate_failing_without_evasions_still_trains_a_challenger(tiny_config, mo
     A real battle against a tiny model always has some misses, so collection is replaced by an
     empty result here: the test is about the branch that follows, not about collection.
     """
-    import content_arena.orchestrator as orchestrator
+    import content_arena.steps.collect as collect_step
     from content_arena.sample_collector import CollectionResult
 
-    monkeypatch.setattr(orchestrator, "collect_failures", lambda store, battle_id: CollectionResult())
+    monkeypatch.setattr(collect_step, "collect_failures", lambda store, battle_id: CollectionResult())
     cfg = tiny_config(attack={"strategies": ["nfd"], "rounds": 40}, quality_gate={"min_f1_score": 0.999})
     result = run_pipeline(cfg).to_dict()
     assert result["gate"]["decision"] == "FAIL"

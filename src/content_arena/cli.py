@@ -175,9 +175,9 @@ def train(
     verbose: VerboseOpt = False,
 ) -> None:
     """Train a defender by full fine-tuning on a labelled file."""
-    from content_arena.data import load_examples, split_examples
-    from content_arena.orchestrator import Workspace, register_model
+    from content_arena.data import load_examples
     from content_arena.registry import CHAMPION
+    from content_arena.steps import Workspace, aliases, fit_val_split, register_model
     from content_arena.training import train_champion
 
     overrides: dict[str, Any] = {}
@@ -187,7 +187,7 @@ def train(
         overrides["training"] = {"epochs": epochs}
     cfg = _setup(config, verbose, **overrides)
     examples = load_examples(data, format)
-    fit_set, val = split_examples(examples, test_fraction=0.1, seed=cfg.data.split_seed)
+    fit_set, val = fit_val_split(examples, cfg)
     out_dir = out or cfg.home_path / "models" / "trained" / data.stem
     payload: dict[str, Any] = {"model_dir": str(out_dir), "n_train": len(fit_set), "n_val": len(val)}
     if register:
@@ -195,10 +195,9 @@ def train(
         with ws.registry.run(f"train-{data.stem}", tags={"stage": "train", "data": str(data)}) as run:
             result = train_champion(fit_set, out_dir, cfg, val_examples=val, tracker=run)
             is_first = ws.registry.version_for(CHAMPION) is None
-            version = register_model(ws, result, run, status="champion" if is_first else "registered",
-                                     alias=CHAMPION if is_first else None)
-            if is_first:
-                ws.registry.set_alias(CHAMPION, version)
+            version = register_model(ws, result, run)
+        if is_first:
+            aliases.set_champion(ws, version)
         payload.update(version=version, champion=is_first)
     else:
         result = train_champion(fit_set, out_dir, cfg, val_examples=val)
@@ -290,7 +289,7 @@ def battle(
     from content_arena.attack_runner import AttackRunner
     from content_arena.attacks import resolve_strategies
     from content_arena.defender import load_defender
-    from content_arena.orchestrator import Workspace, load_splits
+    from content_arena.steps import Workspace, arm, load_splits
 
     cfg = _setup(config, verbose)
     strategies = resolve_strategies(strategy, llm=cfg.llm_options())
@@ -302,6 +301,7 @@ def battle(
         if existing is None:
             raise KeyError(f"no battle {resume}")
         strategies = resolve_strategies(list(existing.strategies), llm=cfg.llm_options())
+    strategies = arm(strategies, defender)  # "adaptive" searches the defender under attack
     runner = AttackRunner(defender, ws.store, strategies, batch_size=cfg.attack.batch_size, seed=cfg.attack.seed)
     battle_id = resume or runner.start(seeds, rounds, model_version=defender.version, source="cli")
     stderr.print(f"battle {battle_id}", highlight=False)
@@ -321,7 +321,7 @@ def battle(
 @cli_command
 def models(config: ConfigOpt = None, json_out: JsonOpt = False, verbose: VerboseOpt = False) -> None:
     """List registered defender versions, their aliases and recorded metrics."""
-    from content_arena.orchestrator import Workspace
+    from content_arena.steps import Workspace
 
     cfg = _setup(config, verbose)
     ws = Workspace.open(cfg)

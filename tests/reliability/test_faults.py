@@ -10,7 +10,7 @@ How each fault is made:
   follow). A service started while Redis is down is tested separately.
 * MLflow: ``ModelRegistry.register`` / ``ModelRegistry.set_alias`` are monkeypatched to raise
   ``RegistryError`` once the champion exists (the pipeline's first registry write after training).
-* Training crash: ``content_arena.orchestrator.train_challenger`` is monkeypatched to raise.
+* Training crash: ``content_arena.steps.train.train_challenger`` is monkeypatched to raise.
 """
 
 from __future__ import annotations
@@ -325,7 +325,7 @@ def test_mlflow_unreachable_at_set_alias_leaves_no_half_registered_model(
 def test_training_crash_releases_the_lock_and_registers_nothing(
     champion_config: Callable[..., Any], make_client: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import content_arena.orchestrator as orchestrator
+    import content_arena.steps.train as train_step
 
     cfg = _pipeline_config(champion_config)
     before = _registry_state(cfg)
@@ -333,7 +333,7 @@ def test_training_crash_releases_the_lock_and_registers_nothing(
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("CUDA error: out of memory (injected)")
 
-    monkeypatch.setattr(orchestrator, "train_challenger", crash)
+    monkeypatch.setattr(train_step, "train_challenger", crash)
     client = make_client(cfg)
     wait_for(lambda: client.get("/ready").status_code == 200)
     run_id = client.post("/pipeline/trigger", headers=ADMIN).json()["run_id"]

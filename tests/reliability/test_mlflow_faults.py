@@ -116,7 +116,7 @@ def _pipeline_config(champion_config: Callable[..., Any], server: MlflowServer) 
 def _kill_at(point: str, server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Install the hook that kills the server at ``point``; returns the list the hook appends to when it fires."""
     import content_arena.model_promoter as promoter
-    import content_arena.orchestrator as orchestrator
+    import content_arena.steps as steps
     from content_arena.model_promoter import Comparison
     from content_arena.registry import CHALLENGER, ModelRegistry
 
@@ -127,30 +127,31 @@ def _kill_at(point: str, server: MlflowServer, monkeypatch: pytest.MonkeyPatch) 
         server.kill()
 
     if point == "evaluate":
-        real_defender = orchestrator.TransformerDefender
+        real_evaluate = steps.evaluate_model
 
-        def load_challenger(*args: Any, **kwargs: Any) -> Any:
-            kill()
-            return real_defender(*args, **kwargs)
+        def evaluate_challenger(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("role") == "challenger":
+                kill()
+            return real_evaluate(*args, **kwargs)
 
-        monkeypatch.setattr(orchestrator, "TransformerDefender", load_challenger)
+        monkeypatch.setattr(steps, "evaluate_model", evaluate_challenger)
         return fired
 
-    real_compare = orchestrator.compare
+    real_compare = promoter.compare
 
     def promote_anyway(before: Any, after: Any, cfg: Any) -> Any:
         decided = real_compare(before, after, cfg)
         return Comparison(True, ["forced by the test, to write the promotion to the registry"], decided.deltas)
 
-    monkeypatch.setattr(orchestrator, "compare", promote_anyway)
+    monkeypatch.setattr(promoter, "compare", promote_anyway)
     if point == "promote":
-        real_promote = orchestrator.promote
+        real_promote = promoter.promote
 
         def promote(*args: Any, **kwargs: Any) -> Any:
             kill()
             return real_promote(*args, **kwargs)
 
-        monkeypatch.setattr(orchestrator, "promote", promote)
+        monkeypatch.setattr(promoter, "promote", promote)
     else:
         assert point == "after-alias"
         real_delete = ModelRegistry.delete_alias
@@ -235,7 +236,7 @@ def test_mlflow_killed_mid_pipeline_cli_fails_with_one_line_and_rerun_decides(
     champion" and training a new one; a rerun with the server back completes and decides."""
     from typer.testing import CliRunner
 
-    import content_arena.orchestrator as orchestrator
+    import content_arena.steps.champion as champion_step
     from content_arena.cli import app
 
     cfg = _pipeline_config(champion_config, mlflow_server)
@@ -265,7 +266,7 @@ def test_mlflow_killed_mid_pipeline_cli_fails_with_one_line_and_rerun_decides(
 
     # Still down: the next run stops at the champion lookup, before it trains anything.
     trained: list[str] = []
-    monkeypatch.setattr(orchestrator, "train_champion", lambda *a, **k: trained.append("champion"))
+    monkeypatch.setattr(champion_step, "train_champion", lambda *a, **k: trained.append("champion"))
     down = cli()
     assert down.exit_code == 2 and "looking up alias 'champion'" in down.stderr and not trained, down.output
 

@@ -120,7 +120,7 @@ def battle_seeds(ctx: ServiceContext, seed_source: str, limit: int | None = None
     if seed_source == "training_data":
         seeds = [Example(s.text, 1) for s in ctx.store.list_training_samples() if s.label == 1]
     else:
-        from content_arena.orchestrator import load_splits
+        from content_arena.steps import load_splits
 
         seeds = load_splits(ctx.cfg).seeds
     return seeds[:limit] if limit else seeds
@@ -173,6 +173,7 @@ def run_battle_job(
     """Play (or resume) one battle; returns what happened: completed|stopped|failed|skipped|busy|interrupted."""
     from content_arena.attack_runner import AttackRunner, BattleStopped
     from content_arena.attacks import resolve_strategies
+    from content_arena.steps import arm
 
     store = ctx.store
     lease = ctx.backend.lock(battle_lease_key(battle_id))
@@ -188,8 +189,9 @@ def run_battle_job(
             store.update_battle(battle_id, status="stopped", finished=True)
             return "stopped"
         try:
-            strategies = resolve_strategies(list(battle.strategies), llm=ctx.cfg.llm_options())
             defender = defenders.get(ctx, battle.model_version)
+            # "adaptive" searches the defender under attack, as in the loop.
+            strategies = arm(resolve_strategies(list(battle.strategies), llm=ctx.cfg.llm_options()), defender)
             seeds = battle_seeds(ctx, battle.params.get("seed_source", "seed"), battle.params.get("n_seed_texts"))
             if not seeds:
                 raise ValueError("no toxic seed texts")
