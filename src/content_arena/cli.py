@@ -77,10 +77,9 @@ def _setup(config: Path | None, verbose: bool, **overrides: Any):
     )
     quiet_third_party_output()
     cfg = load_config(config, **overrides)
-    if cfg.training.torch_threads or cfg.inference.torch_threads:
-        import torch
+    from content_arena.threads import set_torch_threads
 
-        torch.set_num_threads(cfg.inference.torch_threads or cfg.training.torch_threads)
+    set_torch_threads(cfg.inference.torch_threads or cfg.training.torch_threads)  # None: the CPU quota
     return cfg
 
 

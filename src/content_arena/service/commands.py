@@ -23,11 +23,9 @@ def _load(config: Path | None, *, verbose: bool = False) -> Any:
 
     configure_logging(logging.DEBUG if verbose else logging.INFO)
     cfg = load_config(config)
-    threads = cfg.inference.torch_threads or cfg.training.torch_threads
-    if threads:
-        import torch
+    from content_arena.threads import set_torch_threads
 
-        torch.set_num_threads(threads)
+    set_torch_threads(cfg.inference.torch_threads or cfg.training.torch_threads)  # None: the CPU quota
     return cfg
 
 

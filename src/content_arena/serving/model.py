@@ -100,6 +100,9 @@ class DefenderModel(Model):
             location = resolve_model_dir(self.model_uri, self.config)
         else:
             location = find_model_dir(self.model_dir)
+        from content_arena.threads import set_torch_threads  # None: the pod's CPU quota
+
+        set_torch_threads(self.config.inference.torch_threads if self.config is not None else None)
         self.defender = TransformerDefender(location, name=self.name, batch_size=self.batch_size).load()
         metrics.initialise(self.name, self.revision)
         self.ready = True

@@ -59,8 +59,9 @@ class TrainResult:
 
 
 def _set_threads(n: int | None) -> None:
-    if n:
-        torch.set_num_threads(n)
+    from content_arena.threads import set_torch_threads  # None: the container's CPU quota
+
+    set_torch_threads(n)
 
 
 def _epoch_logger(tracker: Tracker | None, prefix: str) -> EpochCallback | None:
