@@ -106,3 +106,15 @@ def test_run_pipeline_script_prints_the_json_contract(workdir):
     assert {"f1", "evasion_rate", "per_strategy"} <= set(summary["champion_before"])
     assert summary["challenger"] is None or "per_strategy" in summary["challenger"]
     assert isinstance(summary["promoted"], bool) and isinstance(summary["champion_version"], int)
+
+
+def test_version_and_help_say_what_the_tool_is_and_where_state_lives(tmp_path):
+    import content_arena
+
+    version = arena("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == f"arena {content_arena.__version__}"
+    helped = arena("--help", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert helped.returncode == 0 and "ARENA_HOME" in helped.stdout and ".arena" in helped.stdout
+    battle = arena("battle", "--help", cwd=tmp_path, env={"COLUMNS": "200"})
+    words = " ".join(battle.stdout.replace("│", " ").split())  # rich wraps the option's help in a box
+    assert "or all: every rule strategy `arena strategies` lists" in words and "adaptive only when named" in words

@@ -21,9 +21,29 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Content Arena: adversarial MLOps for content moderation.")
+app = typer.Typer(add_completion=False, no_args_is_help=True)
 pipeline_app = typer.Typer(no_args_is_help=True, help="Run the whole adversarial loop.")
 app.add_typer(pipeline_app, name="pipeline")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from content_arena import __version__
+
+        print(f"arena {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Content Arena: adversarial MLOps for content moderation.
+
+    State (the SQLite store, MLflow runs and models, work files) lives under ARENA_HOME (default ./.arena);
+    the configuration is read from --config, $ARENA_CONFIG or ./arena.yaml, and ARENA_* variables override it.
+    """
 
 stderr = Console(stderr=True)
 stdout = Console()
@@ -235,7 +255,7 @@ def evaluate(
     model: Annotated[str, typer.Option(help="Defender directory or models:/content-filter@champion.")],
     data: Annotated[Path, typer.Option(help="Labelled data file.")],
     format: Annotated[str, typer.Option("--format", "-f")] = "csv",
-    attacks: Annotated[str, typer.Option(help="all, or comma-separated strategy names.")] = "all",
+    attacks: Annotated[str, typer.Option(help="Comma-separated strategy names, or all: every rule strategy `arena strategies` lists, plus llm when llm.host is set (adaptive only when named).")] = "all",
     seed: Annotated[int, typer.Option(help="Attack seed.")] = 1,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
@@ -277,7 +297,7 @@ def evaluate(
 @cli_command
 def battle(
     rounds: Annotated[int, typer.Option(min=1, help="Rounds to play.")] = 100,
-    strategy: Annotated[str, typer.Option(help="A strategy name, a comma list, a+b composite, or all.")] = "all",
+    strategy: Annotated[str, typer.Option(help="A strategy name, a comma list, an a+b composite, or all: every rule strategy `arena strategies` lists, plus llm when llm.host is set (adaptive only when named).")] = "all",
     model: Annotated[str, typer.Option(help="Defender directory or model URI.")] = "models:/content-filter@champion",
     resume: Annotated[str | None, typer.Option(help="Resume this battle id.")] = None,
     config: ConfigOpt = None,
