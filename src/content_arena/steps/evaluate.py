@@ -67,9 +67,10 @@ def report_from_dict(payload: Mapping[str, Any]) -> EvaluationReport:
         The report.
     """
     data = payload["report"]
-    clean = BinaryMetrics(**{f.name: data[f.name] for f in dataclasses.fields(BinaryMetrics)})
+    clean = BinaryMetrics(**{f.name: data[f.name] for f in dataclasses.fields(BinaryMetrics) if f.name in data})
     attacks = {name: StrategyResult(**values) for name, values in data["attacks"].items()}
-    return EvaluationReport(clean=clean, attacks=attacks, threshold=float(payload.get("threshold", 0.5)))
+    return EvaluationReport(clean=clean, attacks=attacks, threshold=float(payload.get("threshold", 0.5)),
+                            operating_point=data.get("operating_point"), reliability=data.get("reliability") or [])
 
 
 def adversarial_set(test: Sequence[Example], strategies: Sequence[Strategy], champion: Defender | None) -> AdversarialSet:

@@ -61,7 +61,7 @@ def fit_challenger(ws: Workspace, champion_dir: Path, examples: Sequence[Example
     with ws.registry.run("challenger", tags={"stage": "train", "battle_id": battle_id or ""}) as run:
         result = train_challenger(
             champion_dir, list(examples), out_dir, ws.config,
-            val_examples=robustness_validation_set(splits.val, strategies), tracker=run,
+            val_examples=robustness_validation_set(splits.val, strategies), policy_examples=splits.val, tracker=run,
         )
         version = register_model(ws, result, run)
         aliases.set_challenger(ws, version)
