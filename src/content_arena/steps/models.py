@@ -107,7 +107,7 @@ def report_metrics(report: EvaluationReport) -> dict[str, float]:
         report: The evaluation report.
 
     Returns:
-        ``clean_*``, ``evasion_rate``, ``attacked_clean_fpr`` and their per-strategy ``name.strategy`` values.
+        ``clean_*`` (AUROC, PR-AUC and ECE when known), ``threshold``, ``evasion_rate``, ``attacked_clean_fpr`` and their per-strategy ``name.strategy`` values.
     """
     metrics: dict[str, Any] = {
         "clean_f1": report.clean.f1,
@@ -116,9 +116,12 @@ def report_metrics(report: EvaluationReport) -> dict[str, float]:
         "clean_fpr": report.clean.fpr,
         "evasion_rate": report.evasion_rate,
         "attacked_clean_fpr": report.attacked_clean_fpr,
+        "threshold": report.threshold,
     }
-    if report.clean.auroc is not None:
-        metrics["clean_auroc"] = report.clean.auroc
+    for name in ("auroc", "pr_auc", "ece"):
+        value = getattr(report.clean, name, None)
+        if value is not None:
+            metrics[f"clean_{name}"] = value
     for name, result in report.attacks.items():
         metrics[f"evasion_rate.{name}"] = result.evasion_rate
         metrics[f"attacked_clean_fpr.{name}"] = result.attacked_clean_fpr
