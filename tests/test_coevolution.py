@@ -110,35 +110,41 @@ def test_a_challenger_that_forgets_an_earlier_cycles_fix_is_flagged():
 
 
 @pytest.mark.slow
-def test_cycles_attack_the_champion_the_previous_cycle_left_and_record_lineage(tiny_config):
+def test_pipeline_run_with_cycles_keeps_the_json_fields_and_adds_one_summary_per_cycle(tiny_config, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from content_arena.cli import app
+
     cfg = tiny_config(attack={"strategies": ["nfd", "leet_phonetic", "ko_pronounce"], "rounds": 40},
                       quality_gate={"min_f1_score": 0.999})
-    seen = []
-    result = run_cycles(cfg, cycles=2, on_cycle=seen.append)
-    assert [c.cycle for c in result.cycles] == [1, 2] and len(seen) == 2
-    first, second = result.runs
-    assert second.champion_before["version"] == first.champion_version
-    assert not result.stopped_early
-
-    out = result.to_dict()
+    (tmp_path / "arena.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    result = CliRunner().invoke(app, ["pipeline", "run", "--config", str(tmp_path / "arena.yaml"), "--cycles", "2",
+                                      "--json"])
+    assert result.exit_code == 0, result.output[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"gate", "champion_before", "challenger", "promoted", "champion_version", "battle", "comparison",
             "bootstrapped", "seconds"} <= set(out)
-    assert out["champion_version"] == second.champion_version
-    assert [c["cycle"] for c in out["cycles"]] == [1, 2]
-    assert all(c["gate"] == "FAIL" and c["challenger_version"] is not None for c in out["cycles"])
-    assert set(out["cycles"][0]["evasion"]) == {"nfd", "leet_phonetic", "ko_pronounce"}
+    first, second = out["cycles"]
+    assert (first["cycle"], second["cycle"]) == (1, 2) and out["stopped_early"] is False
+    # Each cycle attacks the champion the previous one left; the top-level fields are the last cycle's.
+    assert out["champion_before"]["version"] == first["champion_version"]
+    assert out["champion_version"] == second["champion_version"]
+    assert all(c["gate"] == "FAIL" and c["challenger_version"] is not None for c in (first, second))
+    assert set(first["evasion"]) == {"nfd", "leet_phonetic", "ko_pronounce"}
+    assert {"promoted", "born", "retired", "forgetting", "evasion_rate", "recall", "fpr"} <= set(first)
+    if second["forgetting"]:  # the challenger was checked on cycle 1's adversarial set too
+        assert second["forgetting"][0]["cycle"] == 1
 
     state = state_dir(cfg)
     lineage = json.loads((state / "lineage.json").read_text())
     assert lineage["cycles_done"] == 2
     recorded = {s["name"]: s for s in lineage["strategies"]}
-    assert set(recorded["nfd"]["success"]) == {"1"} | ({"2"} if "nfd" in out["cycles"][1]["evasion"] else set())
+    assert "1" in recorded["nfd"]["success"]
+    assert set(second["evasion"]) == {n for n, s in recorded.items() if "2" in s["success"]}
     assert (state / "replay.jsonl").is_file() and (state / "adversarial" / "cycle-1.json").is_file()
-    # Cycle 2 compared the challenger on cycle 1's adversarial set too when it would have promoted it.
-    if out["cycles"][1]["forgetting"]:
-        assert out["cycles"][1]["forgetting"][0]["cycle"] == 1
     # A later run continues the numbering and the population.
-    assert [c.cycle for c in run_cycles(cfg, cycles=1, until_pass=True, on_cycle=None).cycles] == [3]
+    assert [c.cycle for c in run_cycles(cfg, cycles=1, until_pass=True).cycles] == [3]
 
 
 @pytest.mark.slow
@@ -157,3 +163,19 @@ def test_cycles_out_of_range_are_refused_before_anything_runs(tiny_config):
         with pytest.raises(ValueError, match="cycles must be an integer"):
             run_cycles(cfg, cycles=bad)
     assert not (cfg.home_path / "arena.db").exists()
+
+
+def test_the_report_draws_evasion_per_strategy_per_cycle(tiny_config, tmp_path):
+    from content_arena.report.cycles import cycle_history, evasion_by_cycle
+
+    cfg = tiny_config()
+    assert evasion_by_cycle(cfg, tmp_path / "none.png") is None
+    population = Population.start(["nfd", "spacing"])
+    population.record(1, {"nfd": 0.0, "spacing": 0.2})
+    population.evolve(1, {"nfd": 0.0, "spacing": 0.2}, 0.05)
+    population.record(2, {"spacing": 0.1, "nfd+spacing": 0.3})
+    population.save(state_dir(cfg) / "lineage.json")
+    history, _ = cycle_history(cfg)
+    assert history == {"nfd": {1: 0.0}, "spacing": {1: 0.2, 2: 0.1}, "nfd+spacing": {2: 0.3}}
+    png = evasion_by_cycle(cfg, tmp_path / "cycles.png")
+    assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
