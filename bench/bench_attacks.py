@@ -207,7 +207,7 @@ def split_targets(root: Path, seeds: list[int], quick: bool, threads: int, adapt
     """The after-one-iteration targets on other data splits: per split, a fresh adaptive search's success
     against the bootstrap champion and against the champion after the iteration, and clean F1 of both."""
     from content_arena.evaluation import AdversarialSet, evaluate
-    from content_arena.orchestrator import load_splits
+    from content_arena.steps import load_splits
 
     rows = []
     for seed in seeds:
@@ -280,12 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="arena-bench-attacks-") as tmp:
         if args.skip_loop:
             from content_arena.config import load_config
-            from content_arena.orchestrator import Workspace, ensure_champion, load_dataset
+            from content_arena.steps import Workspace, ensure_champion, load_splits
 
             cfg = load_config(None, home=str(Path(tmp) / ".arena"), training={"torch_threads": threads})
-            fit, test = load_dataset(cfg)
-            fit_set, val = split_examples(fit, test_fraction=0.1, seed=cfg.data.split_seed + 1)
-            ensure_champion(Workspace.open(cfg), fit_set, val)
+            ensure_champion(Workspace.open(cfg), load_splits(cfg))
             summary = None
         else:
             cfg, summary = run_loop(Path(tmp) / ".arena", args.quick, threads, args.adaptive_in_loop)
