@@ -179,3 +179,50 @@ def test_the_report_draws_evasion_per_strategy_per_cycle(tiny_config, tmp_path):
     assert history == {"nfd": {1: 0.0}, "spacing": {1: 0.2, 2: 0.1}, "nfd+spacing": {2: 0.3}}
     png = evasion_by_cycle(cfg, tmp_path / "cycles.png")
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class FakeKfp:
+    """A FAKE kfp.Client recording calls: the chaining logic is under test, not Kubeflow."""
+
+    def __init__(self, states):
+        self.states = list(states)
+        self.submitted = []
+        self.recurring = None
+
+    def create_run_from_pipeline_package(self, package, **kwargs):
+        from types import SimpleNamespace
+
+        self.submitted.append(kwargs["run_name"])
+        return SimpleNamespace(run_id=f"r{len(self.submitted)}")
+
+    def wait_for_run_completion(self, run_id, timeout):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(state=self.states.pop(0))
+
+    def create_experiment(self, name, namespace=None):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(experiment_id="e1")
+
+    def create_recurring_run(self, experiment_id, job_name, **kwargs):
+        from types import SimpleNamespace
+
+        self.recurring = kwargs
+        return SimpleNamespace(recurring_run_id="rr1")
+
+
+def test_kfp_cycles_run_one_after_another_and_stop_at_the_first_failed_run(tmp_path):
+    from content_arena.delivery.cycles import submit_cycles
+
+    client = FakeKfp(["SUCCEEDED", "FAILED", "SUCCEEDED"])
+    out = submit_cycles(client, tmp_path / "p.yaml", cycles=3, run_name="loop")
+    assert out["mode"] == "sequential" and [r["state"] for r in out["runs"]] == ["SUCCEEDED", "FAILED"]
+    assert client.submitted == ["loop-cycle-1", "loop-cycle-2"]
+
+    recurring = FakeKfp([])
+    out = submit_cycles(recurring, tmp_path / "p.yaml", cycles=4, every_s=3600)
+    assert out["recurring_run_id"] == "rr1" and out["interval_s"] == 3600
+    assert recurring.recurring["max_concurrency"] == 1 and recurring.recurring["no_catchup"] is True
+    with pytest.raises(ValueError, match="at least 60"):
+        submit_cycles(recurring, tmp_path / "p.yaml", cycles=2, every_s=5)
