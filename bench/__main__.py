@@ -15,7 +15,6 @@ import sys
 import warnings
 from pathlib import Path
 
-
 # Sections run only when named with --only (each takes minutes): cycles = bench/bench_cycles.py.
 EXTRA_SECTIONS = ("cycles",)
 
