@@ -14,8 +14,8 @@ working; the attacker escalates:
 * **a larger adaptive budget**: when ``adaptive`` itself falls below the level, its query budget
   doubles and it searches one more pass and one more word.
 
-Spent strategies are retired (no longer attacked each cycle; the promoter still replays the sets
-they produced, see :mod:`content_arena.coevolution`). Every strategy carries its :class:`Lineage`:
+One spent strategy is retired per birth, the most spent first (no longer attacked each cycle; the
+promoter still replays the sets they produced, see :mod:`content_arena.coevolution`). Every strategy carries its :class:`Lineage`:
 parents, the cycle it was born, how it was born, and its evasion per cycle.
 
 Rule: births per cycle and composite length are capped, so the battle stays the same size order as
@@ -283,11 +283,11 @@ class Population:
             if len(_parts(name)) <= MAX_PARTS and _allowed(name, self.excluded) and name not in self.lineages:
                 birth(name, _parts(name), "searched")
                 taken += 1
-        # Retire the spent only when something replaces them; a population never runs empty.
-        if born or len(spent) < len(self.active()):
-            for name in spent:
-                self.lineages[name].retired = cycle
-                retired.append(name)
+        # One spent strategy retires per birth (the most spent first): the population keeps its size, so
+        # a cycle where every rule stops evading does not leave the battle to a handful of newborns.
+        for name in sorted(spent, key=lambda n: evasion[n])[: len(born)]:
+            self.lineages[name].retired = cycle
+            retired.append(name)
         for lineage in born:
             self.lineages[lineage.name] = lineage
         overflow = len(self.active()) - MAX_ACTIVE
