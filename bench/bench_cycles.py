@@ -180,6 +180,9 @@ def print_report(p: dict[str, Any]) -> None:
                      "promoted": f"v{c['champion']}" if c["promoted"] else "no",
                      "born": ", ".join(c["born"]) or "—"})
     print_table(title, rows)
+    print_table("gate and promoter per cycle (the loop's own held-out split)", [
+        {"cycle": c["cycle"], "gate": "; ".join(c["reasons"]) or "PASS",
+         "promoter": "; ".join(c["decision"]) or "—"} for c in p["cycle_summaries"]])
     families = list(p["bootstrap"]["per_family"])
     fam_rows = []
     for name in families:

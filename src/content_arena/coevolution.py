@@ -96,6 +96,7 @@ class CycleSummary:
     promoted: bool
     champion_version: int
     challenger_version: int | None = None
+    decision: list[str] = field(default_factory=list)
     born: list[str] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
     forgetting: list[dict[str, Any]] = field(default_factory=list)
@@ -132,6 +133,7 @@ def cycle_summary(summary: PipelineSummary, cycle: int, *, born: Sequence[str] =
         promoted=summary.promoted,
         champion_version=summary.champion_version,
         challenger_version=(summary.challenger or {}).get("version"),
+        decision=list((summary.comparison or {}).get("reasons", [])),
         born=list(born),
         retired=list(retired),
         forgetting=list(forgetting),
