@@ -140,6 +140,15 @@ def _json_default(value: Any) -> Any:
 # -- shared pieces --------------------------------------------------------------------------------
 
 
+def _configure(config: str | os.PathLike[str] | None, overrides: str | None) -> ArenaConfig:
+    """The step's configuration, with torch's threads sized for the pod (the CPU quota unless configured)."""
+    from content_arena.threads import set_torch_threads
+
+    cfg = load_stage_config(config, overrides)
+    set_torch_threads(cfg.inference.torch_threads or cfg.training.torch_threads)
+    return cfg
+
+
 @contextmanager
 def _workspace(cfg: ArenaConfig) -> Iterator[Workspace]:
     ws = Workspace.open(cfg)
@@ -171,7 +180,7 @@ def read_report(payload: Mapping[str, Any]) -> Any:
 
 def champion(config: str | None, overrides: str | None, out: str | os.PathLike[str]) -> dict[str, Any]:
     """The registered champion (trained and registered first when there is none), written to ``out``."""
-    cfg = load_stage_config(config, overrides)
+    cfg = _configure(config, overrides)
     with _workspace(cfg) as ws:
         result = steps.ensure_champion(ws, steps.load_splits(cfg)).to_dict()
     write_json(out, result)
@@ -180,7 +189,7 @@ def champion(config: str | None, overrides: str | None, out: str | os.PathLike[s
 
 def attack(config: str | None, overrides: str | None, champion_version: int, out: str | os.PathLike[str]) -> dict[str, Any]:
     """Attack the champion with the toxic training texts (resuming its unfinished battle); summary to ``out``."""
-    cfg = load_stage_config(config, overrides)
+    cfg = _configure(config, overrides)
     with _workspace(cfg) as ws:
         defender = steps.load_model(ws, int(champion_version))
         strategies, _ = _armed(ws, champion_version, defender)
@@ -210,7 +219,7 @@ def evaluate(
     """
     if role not in steps.evaluate.ROLES:
         raise ValueError(f"role must be champion or challenger, got {role!r}")
-    cfg = load_stage_config(config, overrides)
+    cfg = _configure(config, overrides)
     with _workspace(cfg) as ws:
         defender = steps.load_model(ws, model)
         strategies, champion_model = _armed(ws, champion_version, defender if role == "champion" else None)
@@ -223,7 +232,7 @@ def evaluate(
 
 def gate(config: str | None, overrides: str | None, champion_report: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[str, Any]:
     """The quality gate on the champion's evaluation: PASS, or FAIL with every reason."""
-    cfg = load_stage_config(config, overrides)
+    cfg = _configure(config, overrides)
     evaluation = steps.Evaluation.from_dict(read_json(champion_report))
     with _workspace(cfg) as ws:
         decision = steps.judge_champion(ws, evaluation)
@@ -234,7 +243,7 @@ def gate(config: str | None, overrides: str | None, champion_report: str | os.Pa
 
 def collect(config: str | None, overrides: str | None, battle: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[str, Any]:
     """The battle's evasions, unique by normalised text, stored as training data and written as JSONL."""
-    cfg = load_stage_config(config, overrides)
+    cfg = _configure(config, overrides)
     battle_id = read_json(battle)["battle_id"]
     with _workspace(cfg) as ws:
         collected = steps.collect_evasions(ws, battle_id)
@@ -250,7 +259,7 @@ def augment(config: str | None, overrides: str | None, failures: str | os.PathLi
     """
     from content_arena.sample_collector import Failure
 
-    cfg = load_stage_config(config, overrides)
+    cfg = _configure(config, overrides)
     summary = read_json(battle)
     found = [Failure(**row) for row in read_jsonl(failures)]
     with _workspace(cfg) as ws:
@@ -278,7 +287,7 @@ def train(
     from content_arena.data import Example
     from content_arena.defender import resolve_model_dir
 
-    cfg = load_stage_config(config, overrides)
+    cfg = _configure(config, overrides)
     rows = [Example(**row) for row in read_jsonl(examples)]
     if not rows:
         raise ValueError(f"{examples}: no training examples")
@@ -303,7 +312,7 @@ def train(
 def compare(config: str | None, overrides: str | None, champion_report: str | os.PathLike[str],
             challenger_report: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[str, Any]:
     """Champion vs challenger on the same sets: should the challenger be promoted, and why."""
-    cfg = load_stage_config(config, overrides)
+    cfg = _configure(config, overrides)
     before = steps.Evaluation.from_dict(read_json(champion_report))
     after = steps.Evaluation.from_dict(read_json(challenger_report))
     with _workspace(cfg) as ws:
@@ -315,7 +324,7 @@ def compare(config: str | None, overrides: str | None, champion_report: str | os
 
 def promote(config: str | None, overrides: str | None, comparison: str | os.PathLike[str]) -> dict[str, Any]:
     """Move the ``champion`` alias to the challenger, or mark the challenger rejected."""
-    cfg = load_stage_config(config, overrides)
+    cfg = _configure(config, overrides)
     decision = read_json(comparison)
     challenger_version = int(decision["challenger_version"])
     champion_version = decision.get("champion_version")
@@ -349,7 +358,7 @@ def rollout(
     out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Canary rollout of registered ``version`` (see :func:`content_arena.steps.rollout.roll_out`); result to ``out``."""
-    cfg = load_stage_config(config, overrides)
+    cfg = load_stage_config(config, overrides)  # no model work: torch's threads stay as they are
     result = steps.roll_out(cfg, version, previous_version=previous_version, canary_percent=canary_percent,
                             dry_run=dry_run, publish=publish, pvc_root=pvc_root, api_client=api_client, sleep=sleep)
     if out is not None:
