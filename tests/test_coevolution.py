@@ -94,18 +94,6 @@ def test_hard_examples_are_the_missed_toxic_and_flagged_clean_ones_copied():
     assert hard_examples(KeywordDefender("씨발"), examples, copies=0) == []
 
 
-def test_every_rule_strategy_of_the_population_garbles_clean_texts_into_negatives():
-    from content_arena.attacks import resolve_strategies
-    from content_arena.coevolution import attacked_clean
-
-    clean = [Example(f"오늘 날씨가 정말 좋네요 {i}", 0) for i in range(10)] + [Example("씨발 놈", 1)]
-    strategies = resolve_strategies(["nfd", "spacing", "adaptive"])
-    out = attacked_clean(strategies, clean, per_strategy=4, seed=3)
-    assert len(out) == 8 and all(e.label == 0 for e in out)
-    assert {e.text for e in out}.isdisjoint({e.text for e in clean})
-    assert out == attacked_clean(strategies, clean, per_strategy=4, seed=3)  # deterministic
-
-
 def test_a_challenger_that_forgets_an_earlier_cycles_fix_is_flagged():
     examples = (Example("씨발 놈", 1), Example("개새끼", 1), Example("날씨 좋다", 0), Example("밥 먹자", 0))
     earlier = AdversarialSet(examples, {"ko_roman": ("ssibal 놈", "gaesaekki", "날씨 좋다", "밥 먹자")}, seed=1)

@@ -7,8 +7,6 @@ adds what one run cannot do:
 * **an evolving attacker** (:mod:`content_arena.attacks.evolution`): after the gate, strategies that
   stopped evading escalate into composites, higher levels, the search's own compositions and a larger
   adaptive budget; the next cycle attacks with the new population;
-* **attacked clean negatives from every family**: clean training texts garbled by each rule strategy
-  of the population (not only those that evaded), :data:`CLEAN_NEGATIVES_PER_STRATEGY` each;
 * **hard examples**: training texts the champion gets wrong (toxic ones it misses, clean ones it
   flags, attacked or not) get ``augment.hard_example_copies`` extra copies in the challenger's set;
 * **replay of earlier failures**: each cycle's augmented failures and attacked clean negatives are
@@ -52,12 +50,10 @@ from content_arena.orchestrator import PipelineSummary, Stage, run_pipeline
 from content_arena.steps import EVAL_ATTACK_SEED, Splits, Workspace
 
 __all__ = [
-    "CLEAN_NEGATIVES_PER_STRATEGY",
     "FORGET_TOLERANCE",
     "MAX_CYCLES",
     "CycleSummary",
     "CyclesResult",
-    "attacked_clean",
     "cycle_summary",
     "forgetting_check",
     "hard_examples",
@@ -73,9 +69,6 @@ MAX_CYCLES = 100
 # a point or so is a handful of texts on a small held-out set, below that it is noise, above it a
 # forgotten fix.
 FORGET_TOLERANCE = 0.01
-# Garbled clean negatives per strategy of the population in each challenger's set: enough that every
-# family the gate measures is seen on clean text, few enough not to outweigh the failures.
-CLEAN_NEGATIVES_PER_STRATEGY = 40
 # Toxic training texts the search probes each cycle for compositions worth naming.
 PROBE_TEXTS = 64
 _PROBE_SEED = 30_011
@@ -183,35 +176,6 @@ def hard_examples(model: Any, examples: Sequence[Example], copies: int) -> list[
     threshold = float(model.threshold)
     hard = [e for e, s in zip(examples, scores, strict=True) if (float(s) >= threshold) != bool(e.label)]
     return [Example(e.text, e.label, lang=e.lang, source="hard") for e in hard for _ in range(copies)]
-
-
-def attacked_clean(strategies: Sequence[Strategy], clean: Sequence[Example], per_strategy: int,
-                   seed: int) -> list[Example]:
-    """Clean training texts garbled by every rule strategy of the population, as negatives.
-
-    The run's augmentation garbles clean texts only with the strategies that evaded; the gate and the
-    promoter measure attacked-clean FPR under every strategy, so each gets ``per_strategy`` negatives.
-
-    Args:
-        strategies: The cycle's strategies (``adaptive`` is skipped: the run's augmentation echoes its edits).
-        clean: Clean training examples to garble.
-        per_strategy: Negatives per strategy.
-        seed: Attack and sampling seed.
-
-    Returns:
-        The garbled negatives (source ``augment``), texts that the attack left unchanged dropped.
-    """
-    pool = [e for e in clean if e.label == 0]
-    if not pool or per_strategy < 1:
-        return []
-    rng = random.Random(seed)
-    out: list[Example] = []
-    for k, strategy in enumerate(s for s in strategies if not isinstance(s, AdaptiveStrategy)):
-        chosen = rng.sample(pool, min(per_strategy, len(pool)))
-        for text, example in zip(strategy.attack_many([e.text for e in chosen], seed=seed + k), chosen, strict=True):
-            if text != example.text:
-                out.append(Example(text, 0, lang=example.lang, source="augment"))
-    return out
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -360,10 +324,6 @@ def run_cycle(ws: Workspace, splits: Splits, population: Population, cycle: int,
             made = steps.training_set(ws, collected.failures, splits, strategies, battle.battle_id)
             failures = [e for e in made.examples if e.source in ("battle", "augment")]
             examples = list(made.examples)
-            if made.from_failures:
-                garbled = attacked_clean(strategies, splits.fit, CLEAN_NEGATIVES_PER_STRATEGY, cfg.attack.seed + cycle)
-                examples += garbled
-                failures += garbled
             examples += replayed(state, cfg.augment.replay_failures, seed=cfg.attack.seed + cycle)
             examples += hard_examples(champion, examples, cfg.augment.hard_example_copies)
             _append_jsonl(state / "replay.jsonl", ({"text": e.text, "label": e.label, "cycle": cycle} for e in failures))
