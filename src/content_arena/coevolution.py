@@ -14,7 +14,9 @@ adds what one run cannot do:
   joins every later challenger's set;
 * **no forgetting**: each cycle's held-out adversarial set is kept; a challenger the promoter would
   promote is rejected when its adversarial error on any earlier cycle's set is worse than the
-  champion's by more than :data:`FORGET_TOLERANCE`.
+  champion's by more than :data:`FORGET_TOLERANCE`, or when its clean recall falls more than
+  :data:`RECALL_TOLERANCE` below the first cycle's champion's (``reference.json``: no drift by small
+  steps).
 
 State between cycles is the registry (the ``champion`` alias) plus the files under
 ``ARENA_HOME/coevolution/``: ``lineage.json`` (the population, see
@@ -52,6 +54,7 @@ from content_arena.steps import EVAL_ATTACK_SEED, Splits, Workspace
 __all__ = [
     "FORGET_TOLERANCE",
     "MAX_CYCLES",
+    "RECALL_TOLERANCE",
     "CycleSummary",
     "CyclesResult",
     "cycle_summary",
@@ -69,6 +72,9 @@ MAX_CYCLES = 100
 # a point or so is a handful of texts on a small held-out set, below that it is noise, above it a
 # forgotten fix.
 FORGET_TOLERANCE = 0.01
+# A challenger may catch this much less of the clean toxic test texts than the loop's first champion:
+# each promotion is judged against its own champion, so without an anchor small per-cycle losses add up.
+RECALL_TOLERANCE = 0.01
 # Toxic training texts the search probes each cycle for compositions worth naming.
 PROBE_TEXTS = 64
 _PROBE_SEED = 30_011
@@ -284,6 +290,16 @@ def _probe(champion: Any, splits: Splits, population: Population, cycle: int) ->
     return [r.edits for r in attacker.attack_batch(texts, seed=_PROBE_SEED + cycle) if r.success]
 
 
+def _reference(state: Path, recall: float, version: int) -> dict[str, Any]:
+    """The first cycle's champion figures every later challenger is anchored to (written once)."""
+    path = state / "reference.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    reference = {"recall": recall, "version": version}
+    path.write_text(json.dumps(reference), encoding="utf-8")
+    return reference
+
+
 def run_cycle(ws: Workspace, splits: Splits, population: Population, cycle: int, *,
               console: Any | None = None) -> tuple[PipelineSummary, CycleSummary]:
     """One cycle: the loop's steps against the current champion, then the attacker evolves.
@@ -313,6 +329,7 @@ def run_cycle(ws: Workspace, splits: Splits, population: Population, cycle: int,
         adversarial = steps.adversarial_set(splits.test, strategies, champion)
         before = steps.evaluate_model(ws, champion, adversarial, version=champ.version, role="champion")
     gate = steps.judge_champion(ws, before)
+    reference = _reference(state, before.report.clean.recall, champ.version)
     summary = PipelineSummary(gate=gate, champion_before={"version": champ.version, **before.report.summary()},
                               challenger=None, promoted=False, champion_version=champ.version,
                               battle=battle.to_dict(), bootstrapped=champ.bootstrapped)
@@ -343,6 +360,12 @@ def run_cycle(ws: Workspace, splits: Splits, population: Population, cycle: int,
                     comparison.reasons.append(
                         f"forgets earlier fixes: adversarial error on cycle(s) {forgot} rises more than "
                         f"{FORGET_TOLERANCE:.2f} over the champion's")
+                anchor = reference["recall"]
+                if after.report.clean.recall < anchor - RECALL_TOLERANCE:
+                    comparison.promote = False
+                    comparison.reasons.append(
+                        f"clean recall {after.report.clean.recall:.3f} drifts below the first champion's "
+                        f"{anchor:.3f} by more than {RECALL_TOLERANCE:.2f}")
         steps.apply_decision(ws, comparison.promote, challenger_version=trained.version,
                              champion_version=champ.version)
         summary.challenger = {"version": trained.version, "mode": trained.result.mode, **after.report.summary()}
