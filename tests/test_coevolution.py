@@ -143,6 +143,12 @@ def test_pipeline_run_with_cycles_keeps_the_json_fields_and_adds_one_summary_per
     assert "1" in recorded["nfd"]["success"]
     assert set(second["evasion"]) == {n for n, s in recorded.items() if "2" in s["success"]}
     assert (state / "replay.jsonl").is_file() and (state / "adversarial" / "cycle-1.json").is_file()
+    # Every challenger is anchored to the first champion's clean recall (no drift by small steps).
+    reference = json.loads((state / "reference.json").read_text())
+    assert reference["version"] == 1 and reference["recall"] == pytest.approx(first["recall"], abs=1e-4)
+    for cycle in (first, second):
+        if any("drifts below" in reason for reason in cycle["decision"]):
+            assert not cycle["promoted"]
     # A later run continues the numbering and the population.
     assert [c.cycle for c in run_cycles(cfg, cycles=1, until_pass=True).cycles] == [3]
 
