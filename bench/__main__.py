@@ -1,6 +1,7 @@
 """``python -m bench [--quick] [--only NAME,...] [--json PATH] [--threads N]``: one table, one JSON file.
 
-Sections: defender, attacks, battle, api, loop, quality (see bench/harness.py). Without ``--json`` the
+Sections: defender, attacks, battle, api, loop, quality (see bench/harness.py); ``cycles`` (bench/bench_cycles.py)
+only when named. Without ``--json`` the
 JSON goes to bench/results/harness.json (harness-quick.json with ``--quick``).
 """
 
@@ -13,6 +14,9 @@ import os
 import sys
 import warnings
 from pathlib import Path
+
+# Sections run only when named with --only (each takes minutes): cycles = bench/bench_cycles.py.
+EXTRA_SECTIONS = ("cycles",)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress of each stage")
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = [s for s in args.sections if s not in SECTIONS]
+    unknown = [s for s in args.sections if s not in (*SECTIONS, *EXTRA_SECTIONS)]
     if unknown or not args.sections:
         parser.error(f"unknown section(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(SECTIONS)}")
     return args
@@ -54,6 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("bench").setLevel(logging.INFO)
     from bench.common import print_table, write_json
     from bench.harness import run, table_rows
+
+    if "cycles" in args.sections:
+        from bench import bench_cycles
+
+        payload = bench_cycles.run(threads=args.threads)
+        print(f"\nJSON: {write_json('cycles', payload)}")
+        args.sections.remove("cycles")
+        if not args.sections:
+            return 0
 
     payload = run(args.sections, quick=args.quick, threads=args.threads)
     meta = payload["meta"]

@@ -137,17 +137,30 @@ def _fmt(value: Any) -> str:
 
 @pipeline_app.command("run")
 @cli_command
-def pipeline_run(config: ConfigOpt = None, json_out: JsonOpt = False, verbose: VerboseOpt = False) -> None:
-    """attack → evaluate → gate → collect → augment → train → compare → promote."""
-    from content_arena.orchestrator import run_pipeline
+def pipeline_run(
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
+    cycles: Annotated[int, typer.Option("--cycles", min=1, max=100,
+                                        help="Run the loop N times, each cycle attacking the current champion; "
+                                             "the attacker evolves between cycles.")] = 1,
+    until_pass: Annotated[bool, typer.Option("--until-pass", help="Stop once the gate passes twice in a row.")] = False,
+) -> None:
+    """attack → evaluate → gate → collect → augment → train → compare → promote (N times with --cycles)."""
+    from content_arena.coevolution import run_cycles
     from content_arena.report import build_report
 
     cfg = _setup(config, verbose)
-    summary = run_pipeline(cfg, console=stderr)
-    _print_summary(summary.to_dict())
+    result = run_cycles(cfg, cycles, until_pass, console=stderr)
+    _print_summary(result.runs[-1].to_dict())
+    if len(result.cycles) > 1:
+        for c in result.cycles:
+            stderr.print(f"cycle {c.cycle}: gate {c.gate}, evasion {c.evasion_rate:.3f}, "
+                         f"{'promoted' if c.promoted else 'kept'} v{c.champion_version}"
+                         + (f", born {', '.join(c.born)}" if c.born else ""), highlight=False)
     stderr.print(f"report: {build_report(cfg)}", highlight=False)
     if json_out:
-        _emit_json(summary.to_dict())
+        _emit_json(result.to_dict())
 
 
 def _print_summary(s: dict[str, Any]) -> None:

@@ -211,6 +211,10 @@ class AttackConfig(_Section):
     seed: int = 0
     batch_size: int = Field(256, ge=1, le=65_536)
     max_text_length: int = Field(5000, ge=1)
+    # Across cycles (``arena pipeline run --cycles N``): a strategy whose evasion of the champion falls
+    # below this escalates into composites, higher levels and a larger adaptive budget (see
+    # attacks/evolution.py); null keeps the configured strategies fixed.
+    evolve_below: float | None = Field(0.05, ge=0.0, le=1.0)
 
     @field_validator("strategies")
     @classmethod
@@ -235,6 +239,11 @@ class AugmentConfig(_Section):
     adaptive_pool_searches: int = Field(2, ge=0, le=100)
     adaptive_echoes: int = Field(1, ge=0, le=100)
     adaptive_share: float = Field(0.8, gt=0.0, le=1.0)
+    # Across cycles: extra copies of each hard example (a toxic training text the champion misses, a
+    # clean one it flags) in the challenger's set, and how many examples of earlier cycles' failures are
+    # replayed (0 turns replay off).
+    hard_example_copies: int = Field(1, ge=0, le=10)
+    replay_failures: int = Field(2000, ge=0, le=1_000_000)
 
 
 class DataConfig(_Section):

@@ -126,6 +126,10 @@ def pipeline_submit(
     service_account: Annotated[str | None, typer.Option(help="ServiceAccount the steps run as (it patches the InferenceService).")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Pipeline parameter NAME=VALUE (repeatable).")] = None,
     json_out: JsonOpt = False,
+    cycles: Annotated[int, typer.Option(min=1, max=100, help="Cycles: one run each, the registry as the state "
+                                                            "(see docs/coevolution.md).")] = 1,
+    every: Annotated[int | None, typer.Option(min=60, help="With --cycles: a recurring run every N seconds "
+                                                          "instead of sequential runs.")] = None,
 ) -> None:
     """Submit the compiled pipeline to a Kubeflow Pipelines server."""
     import kfp
@@ -140,6 +144,15 @@ def pipeline_submit(
             raise ValueError(f"--param takes NAME=VALUE, got {item!r}")
         arguments[key] = value
     client = kfp.Client(host=host, **({"namespace": namespace} if namespace else {}))
+    if cycles > 1 or every is not None:
+        from content_arena.delivery.cycles import submit_cycles
+
+        chained = submit_cycles(client, target, cycles=cycles, every_s=every, experiment=experiment, run_name=run_name,
+                                namespace=namespace, service_account=service_account, arguments=arguments)
+        _cli().stderr.print(f"cycles: {chained}", highlight=False)
+        if json_out:
+            _cli()._emit_json(chained)
+        return
     run = client.create_run_from_pipeline_package(
         str(target), arguments=arguments, run_name=run_name, experiment_name=experiment,
         namespace=namespace, service_account=service_account,

@@ -47,6 +47,12 @@ def build_report(cfg: ArenaConfig, out_dir: str | Path | None = None, *, with_ex
             images[key] = target.name
         elif target.exists():
             target.unlink()  # a stale chart from an earlier report must not be shown
+    from content_arena.report.cycles import CAPTION, IMAGE, evasion_by_cycle
+
+    if evasion_by_cycle(cfg, out / IMAGE) is not None:
+        images[CAPTION] = IMAGE  # render() shows an unknown key as the figure's caption
+    elif (out / IMAGE).exists():
+        (out / IMAGE).unlink()
     html_path = out / HTML_FILE
     html_path.write_text(render(data, images), encoding="utf-8")
     log.info("report written to %s", html_path)

@@ -48,11 +48,11 @@ MAX_EXTRA_DEFENDERS = 2
 WORKER_RESTARTED = "worker restarted"
 
 
-def execute_pipeline(cfg: ArenaConfig) -> dict[str, Any]:
-    """One adversarial-loop run; the summary as a dict. (Tests about trigger concurrency replace this.)"""
-    from content_arena.orchestrator import run_pipeline
+def execute_pipeline(cfg: ArenaConfig, cycles: int = 1, until_pass: bool = False) -> dict[str, Any]:
+    """One adversarial-loop run (``cycles`` of it); the summary as a dict. (Tests about trigger concurrency replace this.)"""
+    from content_arena.coevolution import run_cycles
 
-    return run_pipeline(cfg).to_dict()
+    return run_cycles(cfg, cycles, until_pass).to_dict()
 
 
 def first_line(exc: BaseException) -> str:
@@ -258,7 +258,7 @@ def run_battle_job(
 # ---------------------------------------------------------------------------------------- pipeline
 
 
-def run_pipeline_job(ctx: ServiceContext, run_id: str) -> str:
+def run_pipeline_job(ctx: ServiceContext, run_id: str, cycles: int = 1, until_pass: bool = False) -> str:
     """Run one queued pipeline run that holds the training lock; returns its final status."""
     lock = ctx.backend.training_lock
     ttl = float(ctx.cfg.queue.training_lock_ttl_s)
@@ -272,7 +272,8 @@ def run_pipeline_job(ctx: ServiceContext, run_id: str) -> str:
     started = time.perf_counter()
     log.info("pipeline run %s started", run_id, extra={"run_id": run_id})
     try:
-        summary = execute_pipeline(ctx.cfg)
+        summary = (execute_pipeline(ctx.cfg) if cycles == 1 and not until_pass
+                   else execute_pipeline(ctx.cfg, cycles=cycles, until_pass=until_pass))
         decision = pipeline_decision(summary)
         ctx.runs.mark_completed(run_id, summary, decision)
         ctx.metrics.record_pipeline(summary, float(summary.get("seconds") or time.perf_counter() - started))
@@ -397,7 +398,7 @@ class WorkerPool:
         run_battle_job(self.ctx, str(job["battle_id"]), self.stopping, self.defenders)
 
     def _pipeline(self, job: dict[str, Any]) -> None:
-        run_pipeline_job(self.ctx, str(job["run_id"]))
+        run_pipeline_job(self.ctx, str(job["run_id"]), int(job.get("cycles", 1)), bool(job.get("until_pass", False)))
 
     def _consume(self, queue: JobQueue, handle: Callable[[dict[str, Any]], None]) -> None:
         name = threading.current_thread().name

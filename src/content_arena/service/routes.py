@@ -40,6 +40,7 @@ from content_arena.service.schemas import (
     ReadyOut,
     RoundsPage,
     StopOut,
+    TriggerIn,
     TriggerOut,
 )
 from content_arena.service.security import Principal, principal_for
@@ -404,8 +405,8 @@ async def classify(body: ClassifyRequest, request: Request, _: Principal = READ)
     "/pipeline/trigger", status_code=202, response_model=TriggerOut, tags=["pipeline"],
     responses={**AUTH_RESPONSES, 409: {"model": ConflictOut, "description": "A run is in progress."}},
 )
-def trigger_pipeline(request: Request, principal: Principal = ADMIN) -> Any:
-    """Queue one run of the adversarial loop. Needs admin.
+def trigger_pipeline(request: Request, body: TriggerIn | None = None, principal: Principal = ADMIN) -> Any:
+    """Queue one run of the adversarial loop (``cycles`` of it, optional body). Needs admin.
 
     The run holds the training lock (``lock:training``, owner = run id) from here until it ends, so a
     second trigger on any replica gets 409 naming the run in progress.
@@ -420,7 +421,11 @@ def trigger_pipeline(request: Request, principal: Principal = ADMIN) -> Any:
         )
     try:
         ctx.runs.create(requested_by=principal.key, run_id=run_id)
-        ctx.backend.retrain_queue.push({"run_id": run_id})
+        plan = body or TriggerIn()
+        job: dict[str, Any] = {"run_id": run_id}
+        if plan.cycles != 1 or plan.until_pass:
+            job.update(cycles=plan.cycles, until_pass=plan.until_pass)
+        ctx.backend.retrain_queue.push(job)
     except BaseException:
         lock.release(run_id)
         raise

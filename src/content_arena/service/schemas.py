@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 StrategyName = Annotated[str, Field(min_length=1, max_length=200)]
 StrategySpec = Annotated[str, Field(min_length=1, max_length=2000)]
@@ -157,6 +157,11 @@ class ClassifyOut(BaseModel):
 
 
 # -- pipeline -------------------------------------------------------------------------------------
+
+
+class TriggerIn(_Body):
+    cycles: StrictInt = Field(1, ge=1, le=100, description="Cycles of the loop, each attacking the current champion.")
+    until_pass: bool = Field(False, description="Stop once the gate passes twice in a row.")
 
 
 class TriggerOut(BaseModel):
