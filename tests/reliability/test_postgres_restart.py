@@ -303,7 +303,7 @@ def test_server_down_longer_than_the_store_waits_fails_cleanly_and_a_rerun_resum
     only the missing rounds."""
     from content_arena.store import StoreUnavailable
 
-    store = open_store(reconnect_timeout_s=1.0)
+    store = open_store(reconnect_timeout_s=1.0, retry_window_s=1.0)
     snapshot: dict[int, str] = {}
 
     def stop_after_second_batch(done: int, planned: int) -> None:

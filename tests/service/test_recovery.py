@@ -108,10 +108,11 @@ def test_battle_that_cannot_be_resumed_is_failed_with_the_reason(service_config:
     missing_model = _running_battle(store, model_version="/nonexistent/model-dir", strategies=["spacing"])
     gone_strategy = _running_battle(store, model_version="7", strategies=["retired_strategy"])
     client = make_client(cfg, defender=FakeDefender(version="7"), battle_threads=1)
-    for battle_id, cause in ((missing_model, "ModelNotFound"), (gone_strategy, "UnknownStrategyError")):
+    for battle_id, cause in ((missing_model, "the model could not be loaded"),
+                             (gone_strategy, "a strategy could not be built")):
         body = wait_battle(client, battle_id)
         assert body["status"] == "failed"
-        assert body["error"].startswith(f"worker restarted; cannot resume: {cause}")
+        assert body["error"] == f"worker restarted; cannot resume: {cause}"
         assert body["progress"]["rounds_completed"] == 3 and body["finished_at"]
     store.close()
 
