@@ -246,8 +246,10 @@ def test_redis_outage_gives_503_not_500(
     with RedisOutage(backend):
         trigger = client.post("/pipeline/trigger", headers=ADMIN)
         classify = client.post("/api/v1/classify", json={"text": "안녕"}, headers=READ)
-    assert trigger.status_code == 503 and "queue" in trigger.json()["detail"].lower()
-    assert classify.status_code in (200, 503)
+    assert trigger.status_code == 503 and trigger.json() == {"detail": "the job queue is unavailable, retry later"}
+    assert "127.0.0.1" not in trigger.text
+    # The rate limiter fails open to this replica's buckets: classification goes on.
+    assert classify.status_code == 200, classify.text
 
 
 # ------------------------------------------------------------------------------ MLflow and training

@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 BATTLE_LEASE_TTL_S = 30.0
 STOP_FLAG_TTL_S = 24 * 3600.0
 CACHE_TTL_S = 3600.0
-MAINTENANCE_INTERVAL_S = 30.0
 # A held lock is refreshed every ttl/3 seconds, but at least this often, so a lock that vanished with
 # a Redis restart is taken back within this time.
 MAX_REFRESH_PERIOD_S = 10.0

@@ -467,8 +467,8 @@ def trigger_pipeline(request: Request, principal: Principal = ADMIN) -> Any:
                                  "running_run_id": active.id}, status_code=409)
         try:
             ctx.backend.retrain_queue.push({"run_id": run_id})
-        except BaseException:
-            ctx.runs.mark_failed(run_id, jobs.run_error(RuntimeError()), only_if=("queued",))
+        except Exception as exc:  # recorded, never queued: failed, so the table does not block triggers
+            ctx.runs.mark_failed(run_id, jobs.run_error(exc), only_if=("queued",))
             raise
     except BaseException:
         try:
