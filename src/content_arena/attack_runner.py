@@ -3,12 +3,19 @@
 A battle's rounds follow a fixed plan (round r → strategy r mod S, seed text (r div S) mod N, attack
 seed = battle seed + r div (S·N)), so a rerun after a crash or a stop regenerates exactly the rounds
 that are missing and skips the ones already written. Each batch is written in one transaction.
+
+Seed texts and variants are cut to ``max_text_length`` characters (``attack.max_text_length``): a
+composite can grow a text several times over, and a round must stay cheap to attack, classify and store.
+
+A failed battle's stored ``error`` is one of the fixed strings of :func:`battle_error` (clients read it);
+the exception itself goes to the log with the battle id.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +26,52 @@ from content_arena.store import Store
 
 log = logging.getLogger(__name__)
 
+DEFAULT_MAX_TEXT_LENGTH = 5000
+ERROR_STORE = "the database was unavailable"
+ERROR_QUEUE = "the job queue was unavailable"
+ERROR_MODEL = "the model could not be loaded"
+ERROR_REGISTRY = "the model registry was unavailable"
+ERROR_STRATEGY = "a strategy could not be built"
+ERROR_INTERNAL = "internal error (see the server log)"
+# Failures caused by an outage, not by the battle: the periodic recovery resumes them.
+TRANSIENT_ERRORS = (ERROR_STORE, ERROR_QUEUE)
+
 ProgressCallback = Callable[[int, int], None]
+
+
+def battle_error(exc: BaseException) -> str:
+    """The fixed, client-safe string recorded for a battle that failed with ``exc``.
+
+    Never the exception's text: database errors carry SQL, parameters (seed texts) and the server's
+    host, port and name. Callers log the exception itself.
+
+    Args:
+        exc: what the battle failed with.
+
+    Returns:
+        One of ERROR_STORE, ERROR_QUEUE, ERROR_REGISTRY, ERROR_MODEL, ERROR_STRATEGY, ERROR_INTERNAL.
+    """
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+    from content_arena.attacks import StrategyUnavailable, UnknownStrategyError
+    from content_arena.store import StoreUnavailable
+
+    if isinstance(exc, (StoreUnavailable, OperationalError, InterfaceError, DisconnectionError)):
+        return ERROR_STORE
+    if isinstance(exc, (UnknownStrategyError, StrategyUnavailable)):
+        return ERROR_STRATEGY
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"QueueUnavailable", "RedisError"}:
+        return ERROR_QUEUE
+    if "RegistryError" in names:
+        return ERROR_REGISTRY
+    if names & {"ModelNotFound", "ModelIntegrityError", "DefenderNotReady"}:
+        return ERROR_MODEL
+    return ERROR_INTERNAL
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit]
 
 
 class BattleStopped(RuntimeError):
@@ -60,6 +112,7 @@ class AttackRunner:
         seed: int = 0,
         should_stop: Callable[[], bool] | None = None,
         on_progress: ProgressCallback | None = None,
+        max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
     ):
         if not strategies:
             raise ValueError("a battle needs at least one strategy")
@@ -70,6 +123,9 @@ class AttackRunner:
         self.seed = seed
         self.should_stop = should_stop
         self.on_progress = on_progress
+        if max_text_length < 1:
+            raise ValueError("max_text_length must be at least 1")
+        self.max_text_length = max_text_length
 
     def plan(self, round_number: int, n_seeds: int) -> tuple[Strategy, int, int]:
         """(strategy, seed text index, attack seed) of one round."""
@@ -91,7 +147,15 @@ class AttackRunner:
         )
 
     def run(self, battle_id: str, seeds: Sequence[Example]) -> BattleSummary:
-        """Play the rounds of ``battle_id`` that are not written yet."""
+        """Play the rounds of ``battle_id`` that are not written yet.
+
+        The store's calls wait out a database outage for its ``retry_window_s`` (Store.long_retries).
+        """
+        long_retries = getattr(self.store, "long_retries", None)
+        with long_retries() if long_retries is not None else nullcontext():
+            return self._run(battle_id, seeds)
+
+    def _run(self, battle_id: str, seeds: Sequence[Example]) -> BattleSummary:
         battle = self.store.get_battle(battle_id)
         if battle is None:
             raise KeyError(f"no battle {battle_id}")
@@ -115,17 +179,20 @@ class AttackRunner:
         except BattleStopped:
             raise
         except Exception as exc:
-            try:
-                self.store.update_battle(battle_id, status="failed", error=f"{type(exc).__name__}: {exc}", finished=True)
+            log.error("battle %s failed: %s: %s", battle_id, type(exc).__name__, exc, extra={"battle_id": battle_id})
+            try:  # with the short retry window: after a long outage, do not wait a second window
+                long_retries = getattr(self.store, "long_retries", None)
+                with long_retries(False) if long_retries is not None else nullcontext():
+                    self.store.update_battle(battle_id, status="failed", error=battle_error(exc), finished=True)
             except Exception as again:  # e.g. the database is what failed: raise the first error, not this one
-                log.warning("battle %s: could not record the failure: %s", battle_id, again)
+                log.warning("battle %s: could not record the failure: %s", battle_id, type(again).__name__)
             raise
         self.store.update_battle(battle_id, status="completed", finished=True)
         return self.summarize(battle_id)
 
     def _play(self, battle_id: str, round_numbers: list[int], seeds: Sequence[Example], model_version: str | None) -> None:
         planned = [self.plan(r, len(seeds)) for r in round_numbers]
-        originals = [seeds[i].text for _, i, _ in planned]
+        originals = [_cut(seeds[i].text, self.max_text_length) for _, i, _ in planned]
         # One attack_many call per (strategy, attack seed): rule strategies give exactly what attack()
         # gives, and the adaptive strategy searches all its rounds of the batch in lockstep.
         attacked = list(originals)
@@ -136,7 +203,7 @@ class AttackRunner:
             strategy, _, attack_seed = planned[members[0]]
             variants = strategy.attack_many([originals[k] for k in members], seed=attack_seed)
             for k, variant in zip(members, variants, strict=True):
-                attacked[k] = variant
+                attacked[k] = _cut(variant, self.max_text_length)
         results = self.defender.classify(attacked)
         rows = [
             {

@@ -336,7 +336,8 @@ def battle(
             raise KeyError(f"no battle {resume}")
         strategies = resolve_strategies(list(existing.strategies), llm=cfg.llm_options())
     strategies = arm(strategies, defender)  # "adaptive" searches the defender under attack
-    runner = AttackRunner(defender, ws.store, strategies, batch_size=cfg.attack.batch_size, seed=cfg.attack.seed)
+    runner = AttackRunner(defender, ws.store, strategies, batch_size=cfg.attack.batch_size, seed=cfg.attack.seed,
+                          max_text_length=cfg.attack.max_text_length)
     battle_id = resume or runner.start(seeds, rounds, model_version=defender.version, source="cli")
     stderr.print(f"battle {battle_id}", highlight=False)
     summary = runner.run(battle_id, seeds)

@@ -67,12 +67,18 @@ class DefenderConfig(_Section):
 
 class StorageConfig(_Section):
     url: str = "sqlite:///{home}/arena.db"
+    # How long a battle's store calls retry while PostgreSQL does not answer (a managed failover takes
+    # about 25 s) before the battle fails; API requests give up sooner (503) so clients can retry.
+    retry_window_s: float = Field(90.0, ge=0.0, le=3600.0)
 
 
 class QueueConfig(_Section):
     # Empty means the in-process queue and lock (embedded default); redis://… in a cluster.
     url: str | None = None
     training_lock_ttl_s: int = Field(3600, gt=0)
+    # Period of the recovery pass that requeues stranded battles and pipeline runs (Redis restarted,
+    # worker died, database back after an outage).
+    recovery_interval_s: float = Field(30.0, gt=0.0, le=3600.0)
 
 
 class MlflowConfig(_Section):
@@ -210,7 +216,9 @@ class AttackConfig(_Section):
     rounds: int = Field(600, ge=1, le=10_000_000)
     seed: int = 0
     batch_size: int = Field(256, ge=1, le=65_536)
-    max_text_length: int = Field(5000, ge=1)
+    # Seed texts and attacked variants are cut to this many characters (a composite can grow a text
+    # several times over); bounds the memory and time of one round.
+    max_text_length: int = Field(5000, ge=1, le=1_000_000)
     # Across cycles (``arena pipeline run --cycles N``): a strategy whose evasion of the champion falls
     # below this escalates into composites, higher levels and a larger adaptive budget (see
     # attacks/evolution.py); null keeps the configured strategies fixed.
@@ -285,6 +293,11 @@ class ApiConfig(_Section):
     cors_origins: list[str] = Field(default_factory=list)
     micro_batch_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
     workers: int = Field(1, ge=1, le=64)
+    # Addresses (IPs) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed; empty:
+    # none, the peer address is the client (a proxy-local caller cannot pick its rate-limit bucket).
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Request line + headers larger than this get 431 (uvicorn's h11 limit and a middleware check).
+    max_header_bytes: int = Field(16_384, ge=1024, le=1_048_576)
 
 
 class ServingConfig(_Section):

@@ -213,3 +213,70 @@ def champion_config(config: Callable[..., Any], trained_champion: TrainedChampio
         return cfg
 
     return make
+
+
+# ------------------------------------------------------------------- private servers the tests stop
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[Any]:
+    """A private PostgreSQL cluster (tests/reliability/servers.py) for the module; stopped and deleted after."""
+    import pwd
+    import tempfile
+
+    from .servers import PrivatePostgres, free_port, postgres_binaries
+
+    if os.environ.get("ARENA_SKIP_POSTGRES") == "1":
+        pytest.skip("ARENA_SKIP_POSTGRES=1")
+    bin_dir = postgres_binaries()
+    if bin_dir is None:
+        pytest.fail("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: install postgresql "
+                    "or set ARENA_SKIP_POSTGRES=1 to skip the PostgreSQL tests.", pytrace=False)
+    run_as: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="arena-pg-restart-"))
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        owner = pwd.getpwnam("postgres")
+        os.chown(root, owner.pw_uid, owner.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    server = PrivatePostgres(bin_dir, root, free_port(), run_as)
+    try:
+        server.initdb()
+        server.start()
+        yield server
+    finally:
+        if server.running():
+            try:
+                server.stop("immediate")
+            except Exception as exc:  # noqa: BLE001 - teardown goes on to delete the directory
+                print(f"could not stop the private PostgreSQL: {exc}")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg(pg_server: Any) -> Iterator[Any]:
+    """The private PostgreSQL, accepting connections before and after the test."""
+    if not pg_server.running():
+        pg_server.start()
+    yield pg_server
+    if not pg_server.running():
+        pg_server.start()
+    assert pg_server.accepts_connections()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Any]:
+    """A private, empty Redis (no persistence) on a free port; stopped after the test."""
+    from .servers import PrivateRedis, free_port, redis_binary
+
+    if os.environ.get("ARENA_SKIP_REDIS") == "1":
+        pytest.skip("ARENA_SKIP_REDIS=1")
+    binary = redis_binary()
+    if binary is None:
+        pytest.fail("redis-server not found: install redis or set ARENA_SKIP_REDIS=1 to skip the Redis tests.",
+                    pytrace=False)
+    server = PrivateRedis(binary, tmp_path, free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -160,7 +160,8 @@ def test_transient_db_error_fails_the_battle_with_a_reason(
         wait_for(lambda: calls, timeout=10)
         done = wait_for(lambda: (b := client.get(f"/api/v1/battles/{battle['id']}", headers=READ).json())["status"]
                         in ("completed", "failed") and b, timeout=5)
-        assert done["status"] == "completed" or "server closed the connection" in (done["error"] or "")
+        # Failed, the client sees a fixed string: no SQL, parameters or server address.
+        assert done["status"] == "completed" or done["error"] == "the database was unavailable", done
     finally:
         store.close()
 
@@ -245,8 +246,10 @@ def test_redis_outage_gives_503_not_500(
     with RedisOutage(backend):
         trigger = client.post("/pipeline/trigger", headers=ADMIN)
         classify = client.post("/api/v1/classify", json={"text": "안녕"}, headers=READ)
-    assert trigger.status_code == 503 and "queue" in trigger.json()["detail"].lower()
-    assert classify.status_code in (200, 503)
+    assert trigger.status_code == 503 and trigger.json() == {"detail": "the job queue is unavailable, retry later"}
+    assert "127.0.0.1" not in trigger.text
+    # The rate limiter fails open to this replica's buckets: classification goes on.
+    assert classify.status_code == 200, classify.text
 
 
 # ------------------------------------------------------------------------------ MLflow and training
@@ -339,7 +342,7 @@ def test_training_crash_releases_the_lock_and_registers_nothing(
     run_id = client.post("/pipeline/trigger", headers=ADMIN).json()["run_id"]
     run = wait_for(lambda: (r := client.get(f"/pipeline/runs/{run_id}", headers=READ).json())["status"]
                    in ("completed", "failed") and r, timeout=80)
-    assert run["status"] == "failed" and "out of memory" in run["error"]
+    assert run["status"] == "failed" and run["error"] == "the pipeline run failed (see the server log)"
     assert client.app.state.arena.ctx.backend.training_lock.holder() is None
     assert _registry_state(cfg) == before
     assert set(_store_models(cfg)) == {1}

@@ -308,7 +308,7 @@ def test_mlflow_killed_under_the_service_releases_the_lock_and_a_new_run_decides
     champion_config: Callable[..., Any], mlflow_server: MlflowServer, make_client: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A triggered run whose MLflow dies at promote time: failed with one line naming MLflow, the
+    """A triggered run whose MLflow dies at promote time: failed with a fixed error string, the
     training lock free, a manual promotion answered 503 (not 404 "not registered", not 500); once the
     server is back a new run is accepted and decides."""
     cfg = _pipeline_config(champion_config, mlflow_server)
@@ -323,8 +323,8 @@ def test_mlflow_killed_under_the_service_releases_the_lock_and_a_new_run_decides
                        in ("completed", "failed") and r, timeout=50)
     assert fired == ["promote"]
     assert run["status"] == "failed", run
-    message = run["error"].removeprefix("RegistryError: ")
-    _one_clear_line(message, mlflow_server)
+    # A fixed string for clients; the line naming MLflow and the step is in the log.
+    assert run["error"] == "the pipeline run failed: the model registry was unavailable", run
     assert lock.holder() is None, "the training lock is still held"
 
     manual = client.post("/api/v1/models/promote", json={"version": 2}, headers=ADMIN)

@@ -3,151 +3,30 @@
 test_faults.py kills the store's *backends* (pg_terminate_backend); here the whole server process goes
 away and comes back, which also refuses new connections for as long as it is down.
 
-The server restarted is a private PostgreSQL cluster made for this module (``initdb`` into a temporary
-directory, ``pg_ctl start`` on a free port on 127.0.0.1, ``pg_ctl stop -m fast`` to stop it), not the
-shared one at ARENA_TEST_POSTGRES_URL: other test sessions on the same machine use that server at the
-same time, and a restart would kill their connections too. It is the same PostgreSQL binary, stopped and
-started the same way (pg_ctlcluster calls pg_ctl). As root, the server runs as the ``postgres`` user
-(PostgreSQL refuses to run as root). Whatever a test does, the module's teardown stops the cluster and
-deletes its directory, and each test leaves the server accepting connections for the next one.
-No server binaries: the tests fail with instructions (ARENA_SKIP_POSTGRES=1 skips them).
+The server restarted is a private PostgreSQL cluster made for this module (``pg_server`` / ``pg`` in
+conftest.py, :class:`servers.PrivatePostgres`), not the shared one at ARENA_TEST_POSTGRES_URL: other test
+sessions on the same machine use that server at the same time, and a restart would kill their
+connections too. Whatever a test does, the module's teardown stops the cluster and deletes its
+directory, and each test leaves the server accepting connections for the next one.
 """
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .conftest import FakeDefender
+from .servers import PrivatePostgres
 
 pytestmark = pytest.mark.postgres
 
 PLANNED = 90
 BATCH = 16  # six batches: 5 × 16 + 10
-
-
-# ------------------------------------------------------------------------------- a private server
-
-
-def _server_binaries() -> Path | None:
-    """The directory holding initdb, pg_ctl and postgres (from PATH, else the newest Debian install)."""
-    found = shutil.which("pg_ctl")
-    candidates = [Path(found).resolve().parent] if found else []
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"),
-                         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
-    for directory in candidates:
-        if all((directory / name).is_file() for name in ("initdb", "pg_ctl", "postgres")):
-            return directory
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class PrivatePostgres:
-    bin_dir: Path
-    root: Path
-    port: int
-    run_as: list[str]
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str, timeout: float = 60) -> None:
-        done = subprocess.run([*self.run_as, *args], capture_output=True, text=True, timeout=timeout)
-        if done.returncode != 0:
-            log = (self.root / "server.log").read_text(errors="replace")[-2000:] if (self.root / "server.log").exists() else ""
-            raise RuntimeError(f"{' '.join(args[:2])} exited {done.returncode}: {done.stderr.strip()}\n{log}")
-
-    def initdb(self) -> None:
-        self._run(str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "-A", "trust",
-                  "-E", "UTF8", "--no-sync")
-
-    def start(self) -> None:
-        """Start and wait until the server accepts connections (pg_ctl -w)."""
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c full_page_writes=off")
-        self._run(str(self.bin_dir / "pg_ctl"), "start", "-D", str(self.data_dir), "-w", "-t", "30",
-                  "-l", str(self.root / "server.log"), "-o", options)
-
-    def stop(self, mode: str = "fast") -> None:
-        """``fast``: roll back open transactions, close every connection, shut down cleanly."""
-        self._run(str(self.bin_dir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-w", "-t", "30", "-m", mode)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def running(self) -> bool:
-        return (self.data_dir / "postmaster.pid").exists()
-
-    def accepts_connections(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return True
-        except OSError:
-            return False
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PrivatePostgres]:
-    if os.environ.get("ARENA_SKIP_POSTGRES") == "1":
-        pytest.skip("ARENA_SKIP_POSTGRES=1")
-    bin_dir = _server_binaries()
-    if bin_dir is None:
-        pytest.fail("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: install postgresql "
-                    "or set ARENA_SKIP_POSTGRES=1 to skip the PostgreSQL tests.", pytrace=False)
-    run_as: list[str] = []
-    root = Path(tempfile.mkdtemp(prefix="arena-pg-restart-"))
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        owner = pwd.getpwnam("postgres")
-        os.chown(root, owner.pw_uid, owner.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    server = PrivatePostgres(bin_dir, root, _free_port(), run_as)
-    try:
-        server.initdb()
-        server.start()
-        yield server
-    finally:
-        if server.running():
-            try:
-                server.stop("immediate")
-            except Exception as exc:  # noqa: BLE001 - teardown goes on to delete the directory
-                print(f"could not stop the private PostgreSQL: {exc}")
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def pg(pg_server: PrivatePostgres) -> Iterator[PrivatePostgres]:
-    """The private server, accepting connections before and after the test."""
-    if not pg_server.running():
-        pg_server.start()
-    yield pg_server
-    if not pg_server.running():
-        pg_server.start()
-    assert pg_server.accepts_connections()
 
 
 @pytest.fixture
@@ -303,7 +182,7 @@ def test_server_down_longer_than_the_store_waits_fails_cleanly_and_a_rerun_resum
     only the missing rounds."""
     from content_arena.store import StoreUnavailable
 
-    store = open_store(reconnect_timeout_s=1.0)
+    store = open_store(reconnect_timeout_s=1.0, retry_window_s=1.0)
     snapshot: dict[int, str] = {}
 
     def stop_after_second_batch(done: int, planned: int) -> None:

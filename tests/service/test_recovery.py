@@ -108,10 +108,11 @@ def test_battle_that_cannot_be_resumed_is_failed_with_the_reason(service_config:
     missing_model = _running_battle(store, model_version="/nonexistent/model-dir", strategies=["spacing"])
     gone_strategy = _running_battle(store, model_version="7", strategies=["retired_strategy"])
     client = make_client(cfg, defender=FakeDefender(version="7"), battle_threads=1)
-    for battle_id, cause in ((missing_model, "ModelNotFound"), (gone_strategy, "UnknownStrategyError")):
+    for battle_id, cause in ((missing_model, "the model could not be loaded"),
+                             (gone_strategy, "a strategy could not be built")):
         body = wait_battle(client, battle_id)
         assert body["status"] == "failed"
-        assert body["error"].startswith(f"worker restarted; cannot resume: {cause}")
+        assert body["error"] == f"worker restarted; cannot resume: {cause}"
         assert body["progress"]["rounds_completed"] == 3 and body["finished_at"]
     store.close()
 
@@ -186,4 +187,89 @@ def test_a_separate_worker_plays_battles_queued_through_redis(
     assert body["status"] == "completed" and body["progress"]["rounds_completed"] == 30
     assert redis_backend.client.get(f"{redis_backend.prefix}battle:{battle_id}:status") is not None
     assert redis_backend.client.exists(f"{redis_backend.prefix}lock:battle:{battle_id}") == 0
+    store.close()
+
+
+# ------------------------------------------------------------------------------------ resuming
+
+
+def test_a_failed_battle_is_resumed_through_the_api_and_plays_only_its_missing_rounds(
+    service_config: Any, make_client: Any,
+) -> None:
+    cfg = service_config()
+    store = open_store(cfg.storage_url)
+    failed = _running_battle(store, model_version="7", strategies=["spacing"], rounds_done=3)
+    # Not an outage: the periodic recovery leaves it alone, only the API resumes it.
+    store.update_battle(failed, status="failed", error="internal error (see the server log)", finished=True)
+    done = store.create_battle(strategies=["nfd"], rounds=5, model_version="7", source="test")
+    store.update_battle(done, status="completed", finished=True)
+    client = make_client(cfg, defender=FakeDefender(version="7"), battle_threads=1)
+
+    assert client.post(f"/api/v1/battles/{failed}/resume", headers=READ).status_code == 403
+    resumed = client.post(f"/api/v1/battles/{failed}/resume", headers=ADMIN)
+    assert resumed.status_code == 202 and resumed.json() == {"id": failed, "status": "pending"}
+    body = wait_battle(client, failed)
+    assert body["status"] == "completed" and body["progress"]["rounds_completed"] == 50
+    assert body["error"] == "resume requested" and body["finished_at"]
+    rounds = client.get(f"/api/v1/battles/{failed}/rounds", params={"limit": 1000}, headers=READ).json()["rounds"]
+    assert sorted(r["round_number"] for r in rounds) == list(range(50))
+    # The three rounds written before the failure were kept, not played again.
+    assert [r["attacked_text"] for r in rounds[:3]] == ["나 쁜 놈"] * 3
+
+    refused = client.post(f"/api/v1/battles/{done}/resume", headers=ADMIN)
+    assert refused.status_code == 409 and refused.json() == {"detail": "battle is already completed"}
+    assert client.post("/api/v1/battles/not-a-uuid/resume", headers=ADMIN).status_code == 404
+    assert client.post(f"/api/v1/battles/{'0' * 32}/resume", headers=ADMIN).status_code == 404
+    store.close()
+
+
+def test_recovery_resumes_outage_failures_and_requeues_pending_battles_the_queue_lost(
+    service_config: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from content_arena.service import jobs
+
+    monkeypatch.setattr(jobs, "PENDING_GRACE_S", 0.0)
+    cfg = service_config()
+    store = open_store(cfg.storage_url)
+    backend = MemoryBackend()
+    ctx = ServiceContext(cfg=cfg, store=store, backend=backend, runs=PipelineRunStore(store),
+                         champion=ChampionHolder(cfg, store, FakeDefender()), metrics=ArenaMetrics())
+    outage = _running_battle(store, model_version="7", strategies=["spacing"])
+    store.update_battle(outage, status="failed", error="the database was unavailable", finished=True)
+    broken = _running_battle(store, model_version="7", strategies=["nfd"])
+    store.update_battle(broken, status="failed", error="internal error (see the server log)", finished=True)
+    lost = store.create_battle(strategies=["spacing"], rounds=5, model_version="7", source="test")
+    queued = store.create_battle(strategies=["spacing"], rounds=5, model_version="7", source="test")
+    backend.battle_queue.push({"battle_id": queued})
+
+    report = recover_orphans(ctx, include_pending=False)
+    assert report["retried"] == [outage] and report["requeued"] == [lost]
+    assert [job["battle_id"] for job in backend.battle_queue.snapshot()] == [queued, lost, outage]
+    again = store.get_battle(outage)
+    assert again.status == "pending" and again.finished_at is None
+    assert again.error == "resuming after: the database was unavailable"
+    assert store.get_battle(broken).status == "failed", "a failure that is not an outage is left alone"
+    # A second pass finds everything queued: nothing is queued twice.
+    assert recover_orphans(ctx, include_pending=False)["requeued"] == []
+    assert len(backend.battle_queue) == 3
+    store.close()
+
+
+def test_a_queued_run_whose_lock_vanished_is_requeued_and_a_running_one_gets_a_grace_period(
+    service_config: Any,
+) -> None:
+    cfg = service_config()
+    store = open_store(cfg.storage_url)
+    backend = MemoryBackend()
+    ctx = ServiceContext(cfg=cfg, store=store, backend=backend, runs=PipelineRunStore(store),
+                         champion=ChampionHolder(cfg, store, FakeDefender()), metrics=ArenaMetrics())
+    running = ctx.runs.create(requested_by="test")
+    ctx.runs.mark_running(running, "live-worker")
+    report = recover_orphans(ctx, include_pending=False, run_grace_s=60)
+    assert report["runs_failed"] == [] and ctx.runs.get(running).status == "running"
+    ctx.runs.mark_completed(running, {"challenger": None}, "pass")
+    queued = ctx.runs.create(requested_by="test")
+    report = recover_orphans(ctx, include_pending=False, run_grace_s=60)
+    assert report["runs_requeued"] == [queued]
+    assert backend.training_lock.holder() == queued and backend.retrain_queue.snapshot() == [{"run_id": queued}]
     store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from content_arena.config import ConfigError
 from content_arena.service.security import TokenTable
 
-from .helpers import ADMIN, ADMIN_TOKEN, READ, FakeDefender
+from .helpers import ADMIN, ADMIN_TOKEN, READ, FakeDefender, wait_for
 
 ADMIN_ONLY = [
     ("post", "/api/v1/battles", {"rounds": 5}),
@@ -202,6 +203,85 @@ def test_battle_validation(small_client: Any) -> None:
     assert _error(small_client.get("/api/v1/battles/x/rounds?limit=0", headers=ADMIN))["loc"] == ["query", "limit"]
     no_seeds = _error(small_client.post("/api/v1/battles", json={"rounds": 5, "seed_source": "training_data"}, headers=ADMIN))
     assert no_seeds["loc"] == ["body", "seed_source"]
+
+
+def test_strict_integers_bounded_strategy_names_and_uuid_ids(small_client: Any) -> None:
+    for rounds in (True, "5", 5.0):
+        assert _error(small_client.post("/api/v1/battles", json={"rounds": rounds}, headers=ADMIN))["loc"] == [
+            "body", "rounds"]
+    for version in (True, "1", 1.0):
+        assert _error(small_client.post("/api/v1/models/promote", json={"version": version}, headers=ADMIN))[
+            "loc"] == ["body", "version"]
+    long_name = "+".join(["invisible"] * 11)  # 109 characters
+    for spec in ([long_name], long_name, "nfd+nfd+nfd+nfd+nfd", ["spacing", "nfd+nfd+nfd+nfd+nfd"]):
+        error = _error(small_client.post("/api/v1/battles", json={"rounds": 5, "strategies": spec}, headers=ADMIN))
+        assert error["loc"][:2] == ["body", "strategies"], (spec, error)
+    four = small_client.post("/api/v1/battles", json={"rounds": 5, "strategies": ["nfd+invisible+homoglyph+spacing"]},
+                             headers=ADMIN)
+    assert four.status_code == 202, four.text
+    for path in ("/api/v1/battles/%00", "/api/v1/battles/%00/rounds", "/pipeline/runs/%00",
+                 "/api/v1/battles/" + "a" * 5000, "/api/v1/battles/not-a-uuid", f"/api/v1/battles/{'0' * 32}"):
+        response = small_client.get(path, headers=ADMIN)
+        assert response.status_code == 404 and response.json()["detail"].startswith("no such"), (path, response.text)
+    for path in ("/api/v1/battles/%00/stop", "/api/v1/battles/%00/resume"):
+        assert small_client.post(path, headers=ADMIN).status_code == 404
+    # The hyphenated form of a battle's id finds it too.
+    battle_id = four.json()["id"]
+    hyphenated = str(uuid.UUID(battle_id))
+    assert small_client.get(f"/api/v1/battles/{hyphenated}", headers=ADMIN).json()["id"] == battle_id
+
+
+def test_request_headers_beyond_the_limit_get_431(service_config: Any, make_client: Any) -> None:
+    client = make_client(service_config(api={"max_header_bytes": 4096}), defender=FakeDefender(), battle_threads=1)
+    big = client.get("/api/v1/models", headers={**READ, "X-Padding": "x" * 5000})
+    assert big.status_code == 431 and big.json() == {"detail": "request headers too large: at most 4096 bytes"}
+    assert client.get("/api/v1/models", headers={**READ, "X-Padding": "x" * 1000}).status_code == 200
+
+
+def test_forwarded_headers_are_believed_only_from_configured_proxies() -> None:
+    from content_arena.config import ApiConfig
+    from content_arena.service.commands import server_options
+
+    default = server_options(ApiConfig())
+    assert default["proxy_headers"] is False and "forwarded_allow_ips" not in default
+    assert default["h11_max_incomplete_event_size"] == 16_384
+    proxied = server_options(ApiConfig(trusted_proxies=["10.0.0.7", "10.0.0.8"]))
+    assert proxied["proxy_headers"] is True and proxied["forwarded_allow_ips"] == "10.0.0.7,10.0.0.8"
+
+
+def test_authentication_runs_before_the_rate_limiter_touches_the_queue(
+    service_config: Any, make_client: Any,
+) -> None:
+    """A request without a valid token never reaches the shared buckets: it cannot see a queue error and
+    cannot drain a valid token's bucket."""
+    client = make_client(service_config(api={"rate_limit_per_minute": 3}), defender=FakeDefender(), battle_threads=1)
+    backend = client.app.state.arena.ctx.backend
+    touched: list[str] = []
+    real = backend.take_token
+
+    def counting(bucket: str, *args: Any) -> float:
+        touched.append(bucket)
+        return real(bucket, *args)
+
+    backend.take_token = counting
+    for _ in range(5):
+        assert client.get("/api/v1/models", headers={"Authorization": "Bearer guess"}).status_code in (401, 429)
+    assert touched == []
+    assert client.get("/api/v1/models", headers=READ).status_code == 200 and len(touched) == 1
+
+
+def test_attacked_texts_are_cut_to_attack_max_text_length(service_config: Any, make_client: Any) -> None:
+    cfg = service_config(attack={"max_text_length": 12, "batch_size": 8})
+    client = make_client(cfg, defender=FakeDefender(), battle_threads=1)
+    created = client.post("/api/v1/battles", json={"rounds": 16, "strategies": ["jamo_split+invisible"]},
+                          headers=ADMIN).json()
+    done = wait_for(lambda: (b := client.get(f"/api/v1/battles/{created['id']}", headers=READ).json())["status"]
+                    in ("completed", "failed") and b)
+    assert done["status"] == "completed", done
+    rounds = client.get(f"/api/v1/battles/{created['id']}/rounds", headers=READ).json()["rounds"]
+    assert len(rounds) == 16
+    assert all(len(r["original_text"]) <= 12 and len(r["attacked_text"]) <= 12 for r in rounds)
+    assert any(len(r["attacked_text"]) == 12 for r in rounds), "no variant reached the cap: the test proves nothing"
 
 
 def test_validation_errors_never_echo_the_input(small_client: Any) -> None:

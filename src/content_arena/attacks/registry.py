@@ -9,6 +9,9 @@ from content_arena.attacks.base import Composite, Strategy, StrategyUnavailable
 
 __all__ = [
     "LLM_STRATEGY",
+    "MAX_COMPOSITE_PARTS",
+    "MAX_STRATEGY_NAME_LENGTH",
+    "StrategyNameError",
     "UnknownStrategyError",
     "available_strategies",
     "get_strategy",
@@ -18,6 +21,11 @@ __all__ = [
 ]
 
 LLM_STRATEGY = "llm"
+# A strategy name (composites included) is stored per round in a varchar(100) column, and each part of
+# a composite can lengthen the text again: both are bounded so a name is always storable and one
+# attack costs at most a few passes over the text.
+MAX_STRATEGY_NAME_LENGTH = 100
+MAX_COMPOSITE_PARTS = 4
 _LLM_OPTION_KEYS = ("host", "model", "timeout", "retries", "temperature", "backend", "api_key")
 
 StrategyType = TypeVar("StrategyType", bound=type[Strategy])
@@ -33,6 +41,27 @@ class UnknownStrategyError(ValueError):
         self.name = name
         self.known = list(known)
         super().__init__(f"unknown strategy {name!r}; known strategies: {', '.join(self.known)}")
+
+
+class StrategyNameError(UnknownStrategyError):
+    """A strategy name longer than MAX_STRATEGY_NAME_LENGTH or a composite of more than MAX_COMPOSITE_PARTS parts."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.known = []
+        ValueError.__init__(self, reason)
+
+
+def check_strategy_name(name: str) -> None:
+    """Raise :class:`StrategyNameError` when ``name`` is too long or has too many ``+`` parts.
+
+    Args:
+        name: a strategy name or an ``a+b`` composite.
+    """
+    if len(name) > MAX_STRATEGY_NAME_LENGTH:
+        raise StrategyNameError(name, f"a strategy name has at most {MAX_STRATEGY_NAME_LENGTH} characters")
+    if name.count("+") + 1 > MAX_COMPOSITE_PARTS:
+        raise StrategyNameError(name, f"a composite strategy has at most {MAX_COMPOSITE_PARTS} parts")
 
 
 def register(cls: StrategyType) -> StrategyType:
@@ -79,6 +108,7 @@ def get_strategy(name: str, *, llm: Mapping[str, Any] | None = None) -> Strategy
     ``"llm"`` is built from ``llm`` ({host, model, timeout, retries, temperature[, backend, api_key]}) and raises
     :class:`StrategyUnavailable` without a host.
     """
+    check_strategy_name(str(name))
     parts = [part.strip() for part in str(name).split("+")]
     if not all(parts):
         raise UnknownStrategyError(str(name), available_strategies())

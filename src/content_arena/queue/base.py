@@ -57,6 +57,10 @@ class JobQueue(abc.ABC):
     def __len__(self) -> int: ...
 
     @abc.abstractmethod
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The jobs waiting now, oldest first (a copy; what recovery compares the store against)."""
+
+    @abc.abstractmethod
     def ping(self) -> bool: ...
 
 

@@ -38,6 +38,10 @@ class MemoryJobQueue(JobQueue):
         with self._ready:
             return len(self._items)
 
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._ready:
+            return [dict(job) for job in self._items]
+
     def ping(self) -> bool:
         return True
 

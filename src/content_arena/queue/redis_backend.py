@@ -77,6 +77,10 @@ class RedisJobQueue(JobQueue):
     def __len__(self) -> int:
         return int(self.client.llen(self.name))
 
+    def snapshot(self) -> list[dict[str, Any]]:
+        # LPUSH adds at the head and BRPOP takes from the tail: the tail is the oldest.
+        return [json.loads(raw) for raw in reversed(self.client.lrange(self.name, 0, -1))]
+
     def ping(self) -> bool:
         return _ping(self.client)
 

@@ -60,7 +60,7 @@ class AppState:
     champion_loader: threading.Thread | None = None
 
     def start_background(self) -> None:
-        self.recovery = jobs.recover_orphans(self.ctx, include_pending=True)
+        self.recovery = jobs.recover_orphans(self.ctx, include_pending=True, run_grace_s=jobs.LOCKLESS_RUN_GRACE_S)
         if self.load_champion_at_start:
             self.champion_loader = threading.Thread(target=self.ctx.champion.refresh, name="champion-loader", daemon=True)
             self.champion_loader.start()
@@ -106,7 +106,7 @@ def create_app(
     tokens = TokenTable.from_config(cfg.api)
     if store is None:
         cfg.home_path.mkdir(parents=True, exist_ok=True)
-        store = open_store(cfg.storage_url)
+        store = open_store(cfg.storage_url, retry_window_s=cfg.storage.retry_window_s)
         closers.append(store.close)
     if queue is None:
         queue = open_queue(cfg.queue.url)
@@ -127,7 +127,7 @@ def create_app(
     )
     if not run_jobs and queue.kind == "memory":
         log.warning("jobs are disabled and the queue is in-process: battles and pipeline runs will never start")
-    state = AppState(ctx=ctx, tokens=tokens, limiter=RateLimiter(queue, cfg.api.rate_limit_per_minute),
+    state = AppState(ctx=ctx, tokens=tokens, limiter=RateLimiter(queue, cfg.api.rate_limit_per_minute, registry=metrics.registry),
                      batcher=batcher, workers=workers, load_champion_at_start=defender is None, closers=closers)
 
     @asynccontextmanager
@@ -168,7 +168,7 @@ def create_app(
         )
     docs_paths = frozenset(p for p in (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url) if p)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, plain_routes=docs_paths,
-                       max_body_bytes=_max_body_bytes(cfg))
+                       max_body_bytes=_max_body_bytes(cfg), max_header_bytes=cfg.api.max_header_bytes)
     return app
 
 
@@ -194,27 +194,34 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
+# What a client sees when a backend does not answer: fixed strings. The exception (host, port, SQL,
+# parameters) goes to the log with the request id only.
+QUEUE_UNAVAILABLE = "the job queue is unavailable, retry later"
+REGISTRY_UNAVAILABLE = "the model registry is unavailable, retry later"
+STORE_UNAVAILABLE = "the database is unavailable, retry later"
+
+
+def _unavailable(request: Request, exc: Exception, what: str, detail: str) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    log.warning("%s unavailable: %s", what, jobs.first_line(exc), extra={"request_id": request_id})
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
+
+
 async def _queue_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """503 naming the queue when Redis (rate limits, locks, job queues) does not answer."""
-    log.warning("queue unavailable: %s", jobs.first_line(exc))
-    return JSONResponse({"detail": f"the job queue is unavailable, retry later: {jobs.first_line(exc)}"},
-                        status_code=503, headers={"Retry-After": "5"})
+    """503 when Redis (locks, job queues) does not answer."""
+    return _unavailable(request, exc, "queue", QUEUE_UNAVAILABLE)
 
 
 async def _registry_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """503 naming MLflow when the model registry does not answer (instead of a 500, or a 404 that
-    says a registered version does not exist)."""
-    log.warning("model registry unavailable: %s", exc)
-    return JSONResponse({"detail": f"the model registry is unavailable, retry later: {exc}"},
-                        status_code=503, headers={"Retry-After": "5"})
+    """503 when the model registry does not answer (instead of a 500, or a 404 that says a
+    registered version does not exist)."""
+    return _unavailable(request, exc, "model registry", REGISTRY_UNAVAILABLE)
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 when the database does not answer (server down or restarting, after the store's own
     retries), instead of a 500: the request can be retried and nothing was half-written."""
-    log.warning("store unavailable: %s", jobs.first_line(exc))
-    return JSONResponse({"detail": "the database is unavailable, retry later"},
-                        status_code=503, headers={"Retry-After": "5"})
+    return _unavailable(request, exc, "store", STORE_UNAVAILABLE)
 
 
 async def _http_error(request: Request, exc: Exception) -> Any:

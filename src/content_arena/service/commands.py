@@ -29,6 +29,23 @@ def _load(config: Path | None, *, verbose: bool = False) -> Any:
     return cfg
 
 
+def server_options(api: Any) -> dict[str, Any]:
+    """uvicorn options from ``api``: X-Forwarded-* believed only from ``api.trusted_proxies`` (none by
+    default; uvicorn alone would trust 127.0.0.1) and the request head bounded by ``api.max_header_bytes``.
+
+    Args:
+        api: the ApiConfig section.
+
+    Returns:
+        Keyword arguments for ``uvicorn.run``.
+    """
+    trusted = [address for address in api.trusted_proxies if address]
+    options: dict[str, Any] = {"proxy_headers": bool(trusted), "h11_max_incomplete_event_size": api.max_header_bytes}
+    if trusted:
+        options["forwarded_allow_ips"] = ",".join(trusted)
+    return options
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default api.host, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default api.port, 8000).")] = None,
@@ -47,7 +64,7 @@ def serve(
     bind_port = port or cfg.api.port
     log = logging.getLogger(__name__)
     options: dict[str, Any] = {"host": bind_host, "port": bind_port, "log_config": None, "access_log": False,
-                               "timeout_graceful_shutdown": 15}
+                               "timeout_graceful_shutdown": 15, **server_options(cfg.api)}
     if cfg.api.workers > 1:
         # Several processes: each builds its app from $ARENA_CONFIG and the environment. The training
         # lock, queues and rate limits must then live in Redis, or each process would have its own.
@@ -75,7 +92,7 @@ def worker(
     from content_arena.queue import open_queue
     from content_arena.service.champion import ChampionHolder
     from content_arena.service.context import ServiceContext
-    from content_arena.service.jobs import WorkerPool, recover_orphans
+    from content_arena.service.jobs import LOCKLESS_RUN_GRACE_S, WorkerPool, recover_orphans
     from content_arena.service.metrics import ArenaMetrics
     from content_arena.service.runs import PipelineRunStore
     from content_arena.store import open_store
@@ -93,11 +110,11 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    store = open_store(cfg.storage_url)
+    store = open_store(cfg.storage_url, retry_window_s=cfg.storage.retry_window_s)
     backend = open_queue(cfg.queue.url)
     ctx = ServiceContext(cfg=cfg, store=store, backend=backend, runs=PipelineRunStore(store),
                          champion=ChampionHolder(cfg, store), metrics=ArenaMetrics())
-    recover_orphans(ctx, include_pending=True)
+    recover_orphans(ctx, include_pending=True, run_grace_s=LOCKLESS_RUN_GRACE_S)
     # The champion (for battles against it) loads in the background; battles against other versions
     # load their model themselves.
     threading.Thread(target=ctx.champion.refresh, name="champion-loader", daemon=True).start()

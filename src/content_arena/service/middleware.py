@@ -61,11 +61,19 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return limited
 
 
+def _header_bytes(scope: Scope) -> int:
+    return len(scope.get("raw_path") or scope.get("path", "").encode("utf-8", "replace")) + len(
+        scope.get("query_string", b"")) + sum(len(name) + len(value) + 4 for name, value in scope.get("headers", []))
+
+
 class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: ArenaMetrics, plain_routes: frozenset[str] = frozenset(),
-                 max_body_bytes: int | None = None) -> None:
+                 max_body_bytes: int | None = None, max_header_bytes: int | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # The server (uvicorn's h11 parser) bounds what it buffers; this check also holds behind
+        # servers that do not (httptools), so no handler ever sees oversized headers.
+        self.max_header_bytes = max_header_bytes
         self.metrics = metrics
         # Routes without a route object in the scope (the docs pages): labelled by their path.
         self.plain_routes = plain_routes
@@ -91,6 +99,10 @@ class ObservabilityMiddleware:
 
         started = time.perf_counter()
         try:
+            if self.max_header_bytes is not None and _header_bytes(scope) > self.max_header_bytes:
+                body = {"detail": f"request headers too large: at most {self.max_header_bytes} bytes"}
+                await JSONResponse(body, status_code=431)(scope, receive, send_with_id)
+                return
             limit = self.max_body_bytes
             if limit is not None:
                 length = _content_length(scope)

@@ -38,6 +38,7 @@ from content_arena.service.schemas import (
     PromoteOut,
     PromoteRequest,
     ReadyOut,
+    ResumeOut,
     RoundsPage,
     StopOut,
     TriggerIn,
@@ -83,21 +84,26 @@ def _too_many(retry_after: int) -> HTTPException:
 
 
 def _authenticate(state: AppState, request: Request, scope: str) -> Principal:
-    """Address bucket, then token, then scope, then the token's bucket (runs off the event loop for Redis)."""
-    retry = state.limiter.check(_client_key(request))
-    if retry:
-        raise _too_many(retry)
+    """Token, then scope, then the caller's bucket (runs off the event loop for Redis).
+
+    Authentication touches no backend: a caller without a valid token gets 401 (429 once its address
+    has used up its bucket of refusals, kept in this process) before the shared rate limiter or
+    anything else is reached, so it can neither drain another caller's bucket nor see a backend error.
+    Anonymous callers (api.allow_anonymous) share buckets per client address.
+    """
     authorization = request.headers.get("authorization")
     principal = principal_for(state.tokens, authorization)
     if principal is None or (principal.anonymous and not principal.allows(scope)):
+        retry = state.limiter.check_refused(_client_key(request))
+        if retry:
+            raise _too_many(retry)
         challenge = 'Bearer realm="content-arena"' + (', error="invalid_token"' if authorization else "")
         raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": challenge})
     if not principal.allows(scope):
         raise HTTPException(403, f"this operation needs the {scope} scope")
-    if not principal.anonymous:
-        retry = state.limiter.check(principal.key)
-        if retry:
-            raise _too_many(retry)
+    retry = state.limiter.check(_client_key(request) if principal.anonymous else principal.key)
+    if retry:
+        raise _too_many(retry)
     return principal
 
 
@@ -175,8 +181,21 @@ def battle_out(battle: BattleRecord) -> dict[str, Any]:
     }
 
 
+def uuid_hex(value: str) -> str | None:
+    """The 32-digit hex form of a UUID given as hex or hyphenated text; None for anything else
+    (ids are uuid4 hex, so nothing that is not a UUID is looked up: no NUL or 5,000-character key
+    ever reaches the database)."""
+    if len(value) > 36:
+        return None
+    try:
+        return uuid.UUID(value).hex
+    except ValueError:
+        return None
+
+
 def _battle_or_404(state: AppState, battle_id: str) -> BattleRecord:
-    battle = state.ctx.store.get_battle(battle_id) if len(battle_id) <= 64 else None
+    key = uuid_hex(battle_id)
+    battle = state.ctx.store.get_battle(key) if key is not None else None
     if battle is None:
         raise HTTPException(404, "no such battle")
     return battle
@@ -284,6 +303,22 @@ def stop_battle(battle_id: str, request: Request, _: Principal = ADMIN) -> dict[
     return {"id": battle.id, "status": current.status if current else battle.status, "stop_requested": True}
 
 
+@router.post(
+    "/api/v1/battles/{battle_id}/resume", status_code=202, response_model=ResumeOut, tags=["battles"],
+    responses={**AUTH_RESPONSES, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+def resume_battle(battle_id: str, request: Request, _: Principal = ADMIN) -> dict[str, Any]:
+    """Queue a failed or stranded (pending or running with no live worker) battle again; only its
+    missing rounds are played. 409 when it is completed, stopped or being played. Needs admin."""
+    state = app_state(request)
+    battle = _battle_or_404(state, battle_id)
+    try:
+        status = jobs.resume_battle(state.ctx, battle.id)
+    except jobs.ResumeRefused as exc:
+        raise HTTPException(409, str(exc)) from None
+    return {"id": battle.id, "status": status}
+
+
 # -- models ---------------------------------------------------------------------------------------
 
 
@@ -339,6 +374,10 @@ def promote_model(body: PromoteRequest, request: Request, _: Principal = ADMIN) 
             {"detail": "a pipeline run holds the training lock", "running_run_id": lock.holder()}, status_code=409
         )
     try:
+        active = ctx.runs.active()
+        if active:  # the store's record, for when Redis forgot the run's lock
+            return JSONResponse({"detail": "a pipeline run holds the training lock", "running_run_id": active[0].id},
+                                status_code=409)
         registry = ctx.champion.registry
         if body.version not in {info.version for info in registry.versions()}:
             raise HTTPException(404, f"{ctx.model_name} version {body.version} is not registered")
@@ -408,8 +447,10 @@ async def classify(body: ClassifyRequest, request: Request, _: Principal = READ)
 def trigger_pipeline(request: Request, body: TriggerIn | None = None, principal: Principal = ADMIN) -> Any:
     """Queue one run of the adversarial loop (``cycles`` of it, optional body). Needs admin.
 
-    The run holds the training lock (``lock:training``, owner = run id) from here until it ends, so a
-    second trigger on any replica gets 409 naming the run in progress.
+    The run holds the training lock (``lock:training``, owner = run id) from here until it ends, and
+    is recorded only if the ``pipeline_runs`` table has no queued or running run (checked under a store
+    lock), so a second trigger on any replica gets 409 naming the run in progress, even after Redis
+    lost the lock.
     """
     ctx = app_state(request).ctx
     run_id = uuid.uuid4().hex
@@ -420,14 +461,25 @@ def trigger_pipeline(request: Request, body: TriggerIn | None = None, principal:
             {"detail": f"a pipeline run is already in progress: {holder}", "running_run_id": holder}, status_code=409
         )
     try:
-        ctx.runs.create(requested_by=principal.key, run_id=run_id)
+        _, active = ctx.runs.create_if_idle(requested_by=principal.key, run_id=run_id)
+        if active is not None:
+            lock.release(run_id)
+            return JSONResponse({"detail": f"a pipeline run is already in progress: {active.id}",
+                                 "running_run_id": active.id}, status_code=409)
         plan = body or TriggerIn()
         job: dict[str, Any] = {"run_id": run_id}
         if plan.cycles != 1 or plan.until_pass:
             job.update(cycles=plan.cycles, until_pass=plan.until_pass)
-        ctx.backend.retrain_queue.push(job)
+        try:
+            ctx.backend.retrain_queue.push(job)
+        except Exception as exc:  # recorded, never queued: failed, so the table does not block triggers
+            ctx.runs.mark_failed(run_id, jobs.run_error(exc), only_if=("queued",))
+            raise
     except BaseException:
-        lock.release(run_id)
+        try:
+            lock.release(run_id)
+        except Exception:  # the queue is what failed: its lock expires by its TTL
+            log.warning("pipeline run %s: training lock not released", run_id)
         raise
     log.info("pipeline run %s queued", run_id, extra={"run_id": run_id})
     return {"run_id": run_id, "status": "queued"}
@@ -447,7 +499,8 @@ def list_runs(
 )
 def get_run(run_id: str, request: Request, _: Principal = READ) -> dict[str, Any]:
     """Status of one pipeline run, with its summary when completed or its error when failed."""
-    run = app_state(request).ctx.runs.get(run_id) if len(run_id) <= 64 else None
+    key = uuid_hex(run_id)
+    run = app_state(request).ctx.runs.get(key) if key is not None else None
     if run is None:
         raise HTTPException(404, "no such pipeline run")
     return run.to_dict()

@@ -3,10 +3,15 @@
 The table has its own SQLAlchemy metadata (the store's tables are not the service's to change) and is
 created on the store's engine, so it lands in the same database and PostgreSQL schema. The Alembic
 revision in ``content_arena/store/migrations`` creates the same table.
+
+The one-run rule lives here, not only in the Redis training lock (which a Redis restart without
+persistence forgets): :meth:`PipelineRunStore.create_if_idle` checks for a queued or running run and
+inserts the new one in a single transaction under a store-wide lock.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -14,11 +19,15 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, MetaData, String, Table, Text, select, update
+from sqlalchemy import JSON, Column, Connection, MetaData, String, Table, Text, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 
 from content_arena.store import Store
 from content_arena.store.models import UtcDateTime, utc_now
+from content_arena.store.store import _WRITE_TRANSACTION
+
+# PostgreSQL advisory lock (transaction scope) that serialises "is a run active? then insert one".
+RUN_GATE_LOCK_ID = 0x4152454E41  # "ARENA"
 
 RUN_STATUSES = ("queued", "running", "completed", "failed")
 ACTIVE_STATUSES = ("queued", "running")
@@ -74,13 +83,45 @@ class PipelineRunStore:
         self.engine = store.engine
         # An in-memory SQLite store is one shared connection guarded by the store's lock.
         self._serial = getattr(store, "_memory_lock", None) or nullcontext()
+        self._gate = threading.Lock()
         with self._transaction() as connection:
             metadata.create_all(connection, checkfirst=True)
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        with self._serial, self.engine.begin() as connection:
-            yield connection
+    def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
+        with self._serial, self.engine.connect() as connection:
+            if write:  # SQLite: BEGIN IMMEDIATE, the database's write lock from the start
+                connection.execution_options(**{_WRITE_TRANSACTION: True})
+            with connection.begin():
+                yield connection
+
+    def create_if_idle(self, *, requested_by: str, run_id: str | None = None) -> tuple[str, PipelineRun | None]:
+        """Record a queued run unless a run is queued or running.
+
+        The check and the insert are one transaction under a lock every replica shares: a PostgreSQL
+        transaction-level advisory lock, or SQLite's write lock (BEGIN IMMEDIATE) plus this process's
+        lock. So concurrent triggers record at most one active run, whatever Redis remembers.
+
+        Args:
+            requested_by: who asked (a token key).
+            run_id: the new run's id (a fresh uuid4 hex when None).
+
+        Returns:
+            (the new run's id, None) when recorded; (run_id, the active run) when refused.
+        """
+        run_id = run_id or uuid.uuid4().hex
+        with self._gate, self._transaction(write=True) as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RUN_GATE_LOCK_ID})
+            row = connection.execute(
+                select(pipeline_runs).where(pipeline_runs.c.status.in_(ACTIVE_STATUSES)).limit(1)
+            ).first()
+            if row is not None:
+                return run_id, _record(row)
+            connection.execute(
+                pipeline_runs.insert().values(id=run_id, status="queued", requested_by=requested_by, created_at=utc_now())
+            )
+        return run_id, None
 
     def create(self, *, requested_by: str, run_id: str | None = None) -> str:
         run_id = run_id or uuid.uuid4().hex

@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-StrategyName = Annotated[str, Field(min_length=1, max_length=200)]
+# A name is stored per round in a varchar(100) column (attacks.registry.MAX_STRATEGY_NAME_LENGTH).
+StrategyName = Annotated[str, Field(min_length=1, max_length=100)]
 StrategySpec = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
@@ -30,7 +31,8 @@ class ConflictOut(BaseModel):
 
 
 class BattleCreate(_Body):
-    rounds: int = Field(ge=1, description="Rounds to play (at most api.max_rounds).")
+    # Strict: JSON true or "5" is refused (422), not read as 1 or 5.
+    rounds: StrictInt = Field(ge=1, description="Rounds to play (at most api.max_rounds).")
     strategies: Annotated[list[StrategyName], Field(max_length=50)] | StrategySpec | None = Field(
         None, description="Strategy names, a comma list, 'a+b' composites or 'all'; default attack.strategies."
     )
@@ -100,6 +102,11 @@ class StopOut(BaseModel):
     stop_requested: bool
 
 
+class ResumeOut(BaseModel):
+    id: str
+    status: str
+
+
 # -- models ---------------------------------------------------------------------------------------
 
 
@@ -122,7 +129,7 @@ class ModelsOut(BaseModel):
 
 
 class PromoteRequest(_Body):
-    version: int = Field(ge=1)
+    version: StrictInt = Field(ge=1, description="A registered version (a JSON integer; true or \"1\" is refused).")
 
 
 class PromoteOut(BaseModel):

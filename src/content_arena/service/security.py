@@ -10,12 +10,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import math
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, Counter
+
 from content_arena.config import ApiConfig, ConfigError
-from content_arena.queue import QueueBackend, rate_bucket_key
+from content_arena.queue import MemoryBackend, QueueBackend, rate_bucket_key
+
+log = logging.getLogger(__name__)
 
 SCOPES = ("read", "admin")
 SCOPE_RANK = {"read": 1, "admin": 2}
@@ -101,16 +108,57 @@ def principal_for(table: TokenTable, authorization: str | None) -> Principal | N
 
 
 class RateLimiter:
-    """Token buckets of ``per_minute`` requests, refilled continuously, one per caller key."""
+    """Token buckets of ``per_minute`` requests, refilled continuously, one per caller key.
 
-    def __init__(self, backend: QueueBackend, per_minute: int) -> None:
+    With a shared backend (Redis) that does not answer, the limiter fails open per replica: each
+    replica checks its own in-process buckets instead (so a caller may get ``per_minute`` from each
+    replica) and counts every such check in ``arena_rate_limit_fail_open_total``. After a failure the
+    shared backend is left alone for SHARED_RETRY_S seconds, so requests do not each wait on it.
+    """
+
+    SHARED_RETRY_S = 5.0
+
+    def __init__(self, backend: QueueBackend, per_minute: int, *, registry: CollectorRegistry | None = None) -> None:
         self.backend = backend
         self.capacity = per_minute
         self.refill_per_s = per_minute / 60.0
+        self._local = MemoryBackend() if backend.kind != "memory" else None
+        self._refused = MemoryBackend()
+        self._shared_down_until = 0.0
+        self._guard = threading.Lock()
+        self.fail_open = Counter(
+            "arena_rate_limit_fail_open_total",
+            "Rate-limit checks answered by this replica's own buckets because the shared queue did not answer.",
+            registry=registry,
+        ) if registry is not None else None
 
     def check(self, *client_keys: str) -> int:
         """0 when every key has a token left, else the Retry-After seconds (at least 1)."""
         wait = 0.0
         for key in client_keys:
-            wait = max(wait, self.backend.take_token(rate_bucket_key(key), self.capacity, self.refill_per_s))
+            wait = max(wait, self._take(rate_bucket_key(key)))
         return 0 if wait <= 0 else max(1, math.ceil(wait))
+
+    def check_refused(self, client_key: str) -> int:
+        """Like :meth:`check`, for a request refused by authentication: counted in this replica's own
+        buckets only, so a caller without a valid token never reaches the shared backend (and cannot
+        drain a valid token's bucket) but still cannot guess tokens at full speed."""
+        wait = self._refused.take_token(rate_bucket_key(client_key), self.capacity, self.refill_per_s)
+        return 0 if wait <= 0 else max(1, math.ceil(wait))
+
+    def _take(self, bucket: str) -> float:
+        if self._local is None:
+            return self.backend.take_token(bucket, self.capacity, self.refill_per_s)
+        if time.monotonic() >= self._shared_down_until:
+            try:
+                return self.backend.take_token(bucket, self.capacity, self.refill_per_s)
+            except Exception as exc:
+                with self._guard:
+                    first = time.monotonic() >= self._shared_down_until
+                    self._shared_down_until = time.monotonic() + self.SHARED_RETRY_S
+                if first:
+                    log.warning("rate limiter: shared buckets unavailable, using this replica's: %s",
+                                type(exc).__name__)
+        if self.fail_open is not None:
+            self.fail_open.inc()
+        return self._local.take_token(bucket, self.capacity, self.refill_per_s)

@@ -37,7 +37,8 @@ def run_battle(
     """
     cfg = ws.config
     runner = AttackRunner(
-        champion, ws.store, strategies, batch_size=cfg.attack.batch_size, seed=cfg.attack.seed, on_progress=on_progress
+        champion, ws.store, strategies, batch_size=cfg.attack.batch_size, seed=cfg.attack.seed, on_progress=on_progress,
+        max_text_length=cfg.attack.max_text_length,
     )
     names = [s.name for s in strategies]
     battle_id = None

@@ -14,10 +14,14 @@ Concurrency notes:
 * PostgreSQL going away (a restart, a failover, a killed backend): pooled connections are pinged before
   use, and the methods a battle runs on (:meth:`Store.get_battle`, :meth:`Store.update_battle`,
   :meth:`Store.add_rounds`, :meth:`Store.done_round_numbers`, :meth:`Store.list_rounds`,
-  :meth:`Store.count_rounds`) rerun their whole transaction on a connection error for up to
-  ``reconnect_timeout_s`` seconds, then raise :class:`StoreUnavailable`. Each is safe to repeat: a
-  transaction cut off before its COMMIT left nothing, and one whose COMMIT got through changes nothing
-  the second time (rounds are inserted with ON CONFLICT DO NOTHING and the counters recounted).
+  :meth:`Store.count_rounds`) rerun their whole transaction on a connection error, with exponential
+  back-off (tenacity), for up to ``reconnect_timeout_s`` seconds, then raise :class:`StoreUnavailable`.
+  Inside :meth:`Store.long_retries` (a battle being played, in that thread) the window is
+  ``retry_window_s`` instead (``storage.retry_window_s``, 90 s by default: longer than a managed
+  failover), so a battle waits out an outage while an API request gives up sooner with a 503. Each is
+  safe to repeat: a transaction cut off before its COMMIT left nothing, and one whose COMMIT got through
+  changes nothing the second time (rounds are inserted with ON CONFLICT DO NOTHING and the counters
+  recounted).
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ import math
 import operator
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -48,6 +51,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.pool import StaticPool
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from content_arena.store.models import Base, utc_now
 from content_arena.store.records import (
@@ -96,8 +100,11 @@ MethodT = TypeVar("MethodT", bound=Callable[..., Any])
 
 log = logging.getLogger(__name__)
 
-# How long a battle's store calls keep retrying while PostgreSQL is unreachable (a restart takes seconds).
+# How long a store call retries while PostgreSQL is unreachable (a restart takes seconds): API requests.
 RECONNECT_TIMEOUT_S = 15.0
+# The same inside long_retries(): battle work, which should outlast a managed-database failover.
+RETRY_WINDOW_S = 90.0
+_DISCONNECTED = (OperationalError, InterfaceError, DisconnectionError)
 
 
 class NotFound(KeyError):
@@ -268,27 +275,32 @@ def _dialect_insert(dialect_name: str, table: Table) -> Any:
 
 
 def _retry_if_disconnected(method: MethodT) -> MethodT:
-    """Rerun a one-transaction Store method while PostgreSQL is unreachable, up to the store's
-    ``reconnect_timeout_s``; then raise StoreUnavailable. Only for methods that are safe to repeat."""
+    """Rerun a one-transaction Store method while PostgreSQL is unreachable, with exponential back-off
+    (0.1 s doubling to 2 s), for the store's current retry window; then raise StoreUnavailable. Only
+    for methods that are safe to repeat."""
 
     @functools.wraps(method)
     def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
         if self.backend != "postgresql":
             return method(self, *args, **kwargs)
-        deadline = time.monotonic() + self.reconnect_timeout_s
-        delay = 0.1
-        while True:
-            try:
-                return method(self, *args, **kwargs)
-            except (OperationalError, InterfaceError, DisconnectionError) as exc:
-                reason = _first_line(getattr(exc, "orig", None) or exc)
-                if time.monotonic() + delay > deadline:
-                    raise StoreUnavailable(
-                        f"lost {self.location} and could not reconnect within {self.reconnect_timeout_s:g}s: {reason}"
-                    ) from exc
-                log.warning("%s: %s; retrying %s in %.1fs", self.location, reason, method.__name__, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        window = self.current_retry_window_s()
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.warning("%s: %s; retrying %s in %.1fs", self.location, _first_line(getattr(error, "orig", None) or error),
+                        method.__name__, state.upcoming_sleep)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(_DISCONNECTED), stop=stop_after_delay(window),
+            wait=wait_exponential(multiplier=0.1, min=0.1, max=2.0), before_sleep=before_sleep, reraise=True,
+        )
+        try:
+            return retrying(method, self, *args, **kwargs)
+        except _DISCONNECTED as exc:
+            reason = _first_line(getattr(exc, "orig", None) or exc)
+            raise StoreUnavailable(
+                f"lost {self.location} and could not reconnect within {window:g}s: {reason}"
+            ) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -301,7 +313,8 @@ class Store:
 
     ``schema`` (PostgreSQL only, ignored for SQLite) puts every table in that schema via the
     connection's ``search_path``; the schema is created if missing. ``reconnect_timeout_s``: how long
-    the battle methods retry while PostgreSQL is unreachable (see the module notes).
+    the battle methods retry while PostgreSQL is unreachable; ``retry_window_s``: the same inside
+    :meth:`long_retries` (see the module notes).
     """
 
     def __init__(
@@ -310,9 +323,12 @@ class Store:
         *,
         schema: str | None = None,
         reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
+        retry_window_s: float = RETRY_WINDOW_S,
     ) -> None:
         self.url = normalize_url(url)
         self.reconnect_timeout_s = reconnect_timeout_s
+        self.retry_window_s = retry_window_s
+        self._long = threading.local()
         self.backend = self.url.get_backend_name()
         self.schema = schema if self.backend == "postgresql" else None
         if self.schema is not None and not _SCHEMA_NAME.fullmatch(self.schema):
@@ -338,6 +354,22 @@ class Store:
 
     def __enter__(self) -> Store:
         return self
+
+    @contextmanager
+    def long_retries(self, enabled: bool = True) -> Iterator[None]:
+        """In this block (this thread only), retried methods wait up to ``retry_window_s`` for the
+        database instead of ``reconnect_timeout_s``: for work that must outlast an outage (a battle).
+        ``enabled=False`` returns to the short window inside such a block."""
+        previous = getattr(self._long, "active", False)
+        self._long.active = enabled
+        try:
+            yield
+        finally:
+            self._long.active = previous
+
+    def current_retry_window_s(self) -> float:
+        """The retry window that applies to a call made now from this thread."""
+        return self.retry_window_s if getattr(self._long, "active", False) else self.reconnect_timeout_s
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
@@ -492,8 +524,10 @@ class Store:
         error: str | None = None,
         started: bool = False,
         finished: bool = False,
+        reopen: bool = False,
     ) -> None:
-        """Change status and/or error; ``started``/``finished`` stamp started_at/finished_at with now.
+        """Change status and/or error; ``started``/``finished`` stamp started_at/finished_at with now,
+        ``reopen`` clears finished_at (a battle resumed after it failed).
 
         Arguments left as None keep their stored value. Raises NotFound for an unknown battle.
         """
@@ -507,6 +541,8 @@ class Store:
             values["started_at"] = now
         if finished:
             values["finished_at"] = now
+        elif reopen:
+            values["finished_at"] = None
         with self._transaction(write=True) as connection:
             result = connection.execute(update(_BATTLES).where(_BATTLES.c.id == battle_id).values(**values))
             if result.rowcount == 0:
@@ -766,10 +802,20 @@ def _first_line(error: BaseException | None) -> str:
     return message.splitlines()[0] if message else type(error).__name__
 
 
-def open_store(url: str | URL = DEFAULT_STORE_URL, *, schema: str | None = None) -> Store:
+def open_store(
+    url: str | URL = DEFAULT_STORE_URL, *, schema: str | None = None, retry_window_s: float = RETRY_WINDOW_S
+) -> Store:
     """Open (and create the tables of) the store at ``url``.
+
+    Args:
+        url: the store URL.
+        schema: PostgreSQL schema for every table.
+        retry_window_s: how long battle work waits for an unreachable database (``storage.retry_window_s``).
+
+    Returns:
+        The store.
 
     Raises ValueError for a malformed or unsupported URL and StoreUnavailable when the database cannot
     be reached; neither message contains a password.
     """
-    return Store(url, schema=schema)
+    return Store(url, schema=schema, retry_window_s=retry_window_s)
