@@ -71,3 +71,35 @@ def test_missing_or_malformed_file(tmp_path):
     listing.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(listing)
+
+
+def test_the_default_policy_is_an_fpr_of_ten_percent_with_isotonic_calibration_and_env_can_change_it(tmp_path,
+                                                                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config()
+    assert (cfg.defender.operating_point.metric, cfg.defender.operating_point.value) == ("fpr", 0.10)
+    assert cfg.defender.calibration == "isotonic" and cfg.quality_gate.min_recall == 0.60
+    monkeypatch.setenv("ARENA_DEFENDER__OPERATING_POINT__METRIC", "recall")
+    monkeypatch.setenv("ARENA_DEFENDER__OPERATING_POINT__VALUE", "0.8")
+    assert load_config().defender.operating_point.describe() == "recall >= 0.80"
+
+
+def test_a_bad_operating_point_names_the_key(tmp_path):
+    path = tmp_path / "arena.yaml"
+    path.write_text("defender:\n  operating_point: {metric: f1, value: 0.5}\n")
+    with pytest.raises(ConfigError, match="defender.operating_point.metric"):
+        load_config(path)
+    path.write_text("defender:\n  operating_point: {metric: fpr, value: 0}\n")
+    with pytest.raises(ConfigError, match="defender.operating_point.value"):
+        load_config(path)
+
+
+def test_an_old_file_with_the_retired_threshold_keys_still_loads_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "arena.yaml"
+    path.write_text("training:\n  tune_threshold: true\n  challenger_threshold: mapped\n  refit_on_validation: true\n"
+                    "  epochs: 3\n")
+    with caplog.at_level("WARNING", logger="content_arena.config"):
+        cfg = load_config(path)
+    assert cfg.training.epochs == 3 and not hasattr(cfg.training, "tune_threshold")
+    assert "training.challenger_threshold, training.refit_on_validation, training.tune_threshold" in caplog.text
+    assert "defender.operating_point" in caplog.text

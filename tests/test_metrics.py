@@ -33,43 +33,43 @@ def test_shape_mismatch_is_an_error():
         binary_metrics(np.zeros(3), np.zeros(4))
 
 
-def test_f1_optimal_threshold_finds_the_cut_and_prefers_the_usual_one_on_ties():
-    from content_arena.metrics import f1_optimal_threshold
+def test_pr_auc_matches_scikit_learns_average_precision():
+    from sklearn.metrics import average_precision_score
 
-    labels = np.array([0, 0, 0, 1, 1, 1, 1])
-    scores = np.array([0.1, 0.2, 0.3, 0.35, 0.6, 0.7, 0.9])
-    threshold, f1 = f1_optimal_threshold(labels, scores)
-    # every cut in (0.30, 0.35] separates the classes perfectly; 0.35 is the one nearest 0.5
-    assert threshold == pytest.approx(0.35) and f1 == pytest.approx(1.0)
-    assert binary_metrics(labels, scores, threshold).f1 == pytest.approx(f1)
-    # perfectly separable anywhere in the range: 0.5 stays
-    separable = np.array([0.05, 0.1, 0.15, 0.85, 0.9, 0.95, 0.99])
-    assert f1_optimal_threshold(labels, separable)[0] == pytest.approx(0.5)
-    assert f1_optimal_threshold(labels, separable, prefer=0.3)[0] == pytest.approx(0.3)
+    from content_arena.metrics import pr_auc
+
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 300)
+    scores = np.clip(labels * 0.4 + rng.random(300) * 0.6, 0, 1)
+    assert binary_metrics(labels, scores).pr_auc == pytest.approx(average_precision_score(labels, scores))
+    assert pr_auc(np.zeros(5), np.linspace(0, 1, 5)) is None
 
 
-def test_f1_optimal_threshold_stays_in_its_range_and_checks_input():
-    from content_arena.metrics import f1_optimal_threshold
+def test_a_calibrated_model_has_a_small_calibration_error_and_an_overconfident_one_a_large_one():
+    from content_arena.metrics import expected_calibration_error
 
-    labels = np.array([0, 1, 1, 1])
-    scores = np.array([0.01, 0.02, 0.03, 0.04])  # the F1-best cut would be 0.02, below the range
-    threshold, _ = f1_optimal_threshold(labels, scores, low=0.2, high=0.8)
-    assert 0.2 <= threshold <= 0.8
-    with pytest.raises(ValueError, match="shape"):
-        f1_optimal_threshold(labels, scores[:3])
-    with pytest.raises(ValueError, match="range"):
-        f1_optimal_threshold(labels, scores, low=0.9, high=0.1)
+    rng = np.random.default_rng(6)
+    probs = rng.random(20000)
+    labels = (rng.random(20000) < probs).astype(int)
+    assert expected_calibration_error(labels, probs) < 0.02
+    sharpened = np.where(probs >= 0.5, 1.0, 0.0)  # says 0 or 1 where the truth is anything in between
+    assert expected_calibration_error(labels, sharpened) > 0.2
+    assert binary_metrics(labels, probs).ece == pytest.approx(expected_calibration_error(labels, probs))
 
 
-def test_f1_tolerance_keeps_the_threshold_near_the_preferred_one():
-    from content_arena.metrics import f1_optimal_threshold
+def test_reliability_bins_count_every_text_once_and_report_the_toxic_share():
+    from content_arena.metrics import reliability_bins
 
-    rng = np.random.default_rng(7)
-    labels = rng.integers(0, 2, 400)
-    scores = np.clip(labels * 0.15 + rng.random(400) * 0.85, 0.0, 1.0)
-    exact, best = f1_optimal_threshold(labels, scores)
-    loose, f1 = f1_optimal_threshold(labels, scores, tolerance=0.02)
-    assert f1 >= best - 0.02 - 1e-12 and f1 == pytest.approx(binary_metrics(labels, scores, loose).f1)
-    assert abs(loose - 0.5) <= abs(exact - 0.5)
-    with pytest.raises(ValueError, match="tolerance"):
-        f1_optimal_threshold(labels, scores, tolerance=-0.1)
+    labels = np.array([0, 0, 1, 1, 1, 0])
+    probs = np.array([0.05, 0.15, 0.15, 0.95, 1.0, 0.55])
+    bins = reliability_bins(labels, probs, bins=10)
+    assert len(bins) == 10 and sum(b.count for b in bins) == 6
+    assert bins[1].count == 2 and bins[1].toxic_rate == pytest.approx(0.5) and bins[1].mean_score == pytest.approx(0.15)
+    assert bins[9].count == 2 and bins[9].toxic_rate == 1.0  # 1.0 falls in the last bin
+    assert bins[3].count == 0 and bins[3].mean_score is None
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        reliability_bins(labels, probs + 0.5)
+
+
+def test_scores_that_are_not_probabilities_get_no_calibration_error():
+    assert binary_metrics(np.array([0, 1]), np.array([-2.0, 3.0]), threshold=0.0).ece is None

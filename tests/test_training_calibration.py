@@ -1,115 +1,96 @@
-"""The challenger's threshold mapped from its champion's through the two models' logits."""
+"""Calibration and the policy threshold fitted on validation scores; the runtime calibrator."""
 
 from __future__ import annotations
 
-import math
+import json
 
 import numpy as np
 import pytest
 
-from content_arena.training.calibration import MIN_TEXTS, fit_logit_map, map_threshold
+from content_arena.defender.calibration import Calibrator
+from content_arena.metrics import auroc, expected_calibration_error
+from content_arena.operating_point import OperatingPoint
+from content_arena.training.calibration import MIN_ISOTONIC_TEXTS, fit_calibrator, fit_policy
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
+def overconfident(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from a true probability, and scores that push it toward 0 and 1 (a sharp, biased model)."""
+    rng = np.random.default_rng(seed)
+    true = rng.random(n)
+    labels = (rng.random(n) < true).astype(int)
+    z = np.log(true / (1 - true))
+    return labels, 1.0 / (1.0 + np.exp(-(3.0 * z + 1.0)))
 
 
-def logit(p: float) -> float:
-    return math.log(p / (1 - p))
+def test_isotonic_calibration_cuts_the_calibration_error_of_an_overconfident_model():
+    labels, raw = overconfident(4000)
+    calibrator, reason = fit_calibrator(labels[:2000], raw[:2000], "isotonic")
+    assert calibrator.kind == "isotonic" and reason.startswith("isotonic")
+    held_labels, held_raw = labels[2000:], raw[2000:]
+    before = expected_calibration_error(held_labels, held_raw)
+    after = expected_calibration_error(held_labels, calibrator.apply(held_raw))
+    assert before > 0.08 and after < 0.04
 
 
-@pytest.fixture
-def champion_logits() -> np.ndarray:
-    return np.random.default_rng(0).normal(0.0, 1.5, size=1000)  # |2.5 z + 0.8| stays under the clip
+def test_isotonic_calibration_keeps_the_ranking_of_texts_inside_its_range():
+    labels, raw = overconfident(3000, seed=1)
+    calibrator, _ = fit_calibrator(labels, raw, "isotonic")
+    inside = (raw > calibrator.x[0]) & (raw < calibrator.x[-1])
+    calibrated = calibrator.apply(raw)
+    order = np.argsort(raw[inside])
+    assert np.all(np.diff(calibrated[inside][order]) >= 0)
+    assert auroc(labels, calibrated) == pytest.approx(auroc(labels, raw), abs=0.002)
 
 
-def test_an_exactly_sharper_challenger_keeps_every_decision_of_its_champion(champion_logits):
-    champion = sigmoid(champion_logits)
-    challenger = sigmoid(2.5 * champion_logits + 0.8)  # sharper and shifted toward toxic
-
-    mapping = map_threshold(0.5, champion, challenger)
-
-    assert mapping.logit_map is not None
-    assert mapping.logit_map.slope == pytest.approx(2.5, abs=1e-3)
-    assert mapping.logit_map.intercept == pytest.approx(0.8, abs=1e-3)
-    assert mapping.logit_map.correlation == pytest.approx(1.0)
-    assert mapping.threshold == pytest.approx(float(sigmoid(np.array(0.8))), abs=1e-4)
-    assert mapping.reason.startswith("mapped")
-    # At the champion's threshold the challenger would flag more; at the mapped one exactly the same texts.
-    assert (challenger >= 0.5).sum() > (champion >= 0.5).sum()
-    assert np.array_equal(challenger >= mapping.threshold, champion >= 0.5)
+def test_a_small_validation_set_gets_platt_scaling_instead_of_isotonic():
+    labels, raw = overconfident(MIN_ISOTONIC_TEXTS - 50, seed=2)
+    calibrator, reason = fit_calibrator(labels, raw, "isotonic")
+    assert calibrator.kind == "platt" and "isotonic needs" in reason
+    assert calibrator.a == pytest.approx(1 / 3, rel=0.35)  # the scores were the true logit times 3
 
 
-def test_other_champion_thresholds_move_along_the_same_line(champion_logits):
-    champion = sigmoid(champion_logits)
-    challenger = sigmoid(2.0 * champion_logits - 0.5)
-    for threshold in (0.3, 0.46, 0.7):
-        mapped = map_threshold(threshold, champion, challenger).threshold
-        assert logit(mapped) == pytest.approx(2.0 * logit(threshold) - 0.5, abs=1e-3)
+def test_too_few_texts_or_calibration_off_leave_scores_as_they_are():
+    labels, raw = overconfident(12, seed=3)
+    calibrator, reason = fit_calibrator(labels, raw, "isotonic")
+    assert calibrator.is_identity and "calibration needs" in reason
+    assert fit_calibrator(*overconfident(500), "none")[0].is_identity
 
 
-def test_a_challenger_that_learnt_something_still_crosses_the_mapped_threshold(champion_logits):
-    champion = sigmoid(champion_logits)
-    shifted = 2.0 * champion_logits + 0.6
-    learnt = np.arange(len(shifted)) % 20 == 0  # 5% of the texts: evasions the champion scored low
-    champion[learnt] = 0.1
-    shifted[learnt] = 4.0
-    challenger = sigmoid(shifted)
-
-    mapping = map_threshold(0.5, champion, challenger)
-
-    assert mapping.logit_map is not None and mapping.logit_map.correlation > 0.5
-    assert (challenger[learnt] >= mapping.threshold).all()  # still caught by the challenger
-    assert not (champion[learnt] >= 0.5).any()
+@pytest.mark.parametrize("kind", ["isotonic", "platt"])
+def test_a_calibrator_survives_json_and_gives_the_same_scores_after_reload(kind):
+    labels, raw = overconfident(1000, seed=4)
+    calibrator, _ = fit_calibrator(labels, raw, kind)
+    back = Calibrator.from_dict(json.loads(json.dumps(calibrator.to_dict())))
+    assert back == calibrator
+    np.testing.assert_array_equal(back.apply(raw), calibrator.apply(raw))
 
 
-def test_noisy_logits_give_a_close_line():
-    rng = np.random.default_rng(1)
-    x = rng.normal(0.0, 1.5, size=3000)
-    fitted = fit_logit_map(sigmoid(x), sigmoid(3.0 * x + 0.5 + rng.normal(0.0, 0.5, size=len(x))))
-    assert fitted.slope == pytest.approx(3.0, abs=0.05)
-    assert fitted.intercept == pytest.approx(0.5, abs=0.05)
-    assert fitted.n == 3000
+def test_a_corrupt_calibration_record_is_refused_with_a_clear_error():
+    with pytest.raises(ValueError, match="increase"):
+        Calibrator.from_dict({"kind": "isotonic", "x": [0.5, 0.2], "y": [0.1, 0.3]})
+    with pytest.raises(ValueError, match="positive slope"):
+        Calibrator.from_dict({"kind": "platt", "a": -1.0, "b": 0.0})
+    with pytest.raises(ValueError, match="kind"):
+        Calibrator.from_dict({"kind": "spline"})
+    assert Calibrator.from_dict(None).is_identity
 
 
-def test_too_few_texts_keep_the_champion_threshold(champion_logits):
-    few = champion_logits[: MIN_TEXTS - 1]
-    mapping = map_threshold(0.46, sigmoid(few), sigmoid(3 * few + 1))
-    assert mapping.threshold == 0.46 and mapping.logit_map is None
-    assert f"{MIN_TEXTS - 1} validation texts" in mapping.reason
+def test_the_policy_threshold_holds_the_fpr_target_on_calibrated_validation_scores():
+    labels, raw = overconfident(1500, seed=5)
+    fit = fit_policy(labels, raw, OperatingPoint(metric="fpr", value=0.10))
+    assert fit.applied and fit.calibrator.kind == "isotonic"
+    calibrated = fit.calibrator.apply(raw)
+    assert np.mean(calibrated[labels == 0] >= fit.threshold) <= 0.10
+    assert fit.choice is not None and fit.choice.fpr > 0.08  # close to the budget, not far below it
+    assert fit.ece_calibrated is not None and fit.ece_calibrated < fit.ece_raw
+    record = fit.validation_record()
+    assert record["threshold_source"] == "policy" and record["fpr"] == fit.choice.fpr
 
 
-@pytest.mark.parametrize(
-    "challenger",
-    [
-        lambda z: np.full_like(z, 0.7),  # constant: no line
-        lambda z: sigmoid(-2.0 * z),  # decreasing
-        lambda z: sigmoid(np.random.default_rng(2).normal(size=len(z))),  # unrelated
-    ],
-    ids=["constant", "decreasing", "unrelated"],
-)
-def test_no_increasing_line_keeps_the_champion_threshold(champion_logits, challenger):
-    mapping = map_threshold(0.5, sigmoid(champion_logits), challenger(champion_logits))
-    assert mapping.threshold == 0.5
-    assert mapping.logit_map is None
-    assert mapping.reason.startswith("kept: the logits do not follow an increasing line")
-
-
-def test_a_mapped_threshold_is_clamped(champion_logits):
-    mapping = map_threshold(0.5, sigmoid(champion_logits), sigmoid(champion_logits + 6.0))
-    assert mapping.threshold == 0.95
-    assert "clamped to 0.95" in mapping.reason
-
-
-def test_saturated_scores_do_not_break_the_fit(champion_logits):
-    champion = sigmoid(champion_logits)
-    challenger = sigmoid(2.0 * champion_logits).astype(np.float32)
-    challenger[:50], challenger[50:100] = 1.0, 0.0  # float32 scores that rounded to the ends
-    mapping = map_threshold(0.5, champion, challenger)
-    assert mapping.logit_map is not None and np.isfinite(mapping.logit_map.slope)
-    assert 0.05 <= mapping.threshold <= 0.95
-
-
-def test_mismatched_lengths_are_refused():
-    with pytest.raises(ValueError, match="same length"):
-        fit_logit_map([0.1, 0.2, 0.3], [0.1, 0.2])
+def test_without_enough_validation_texts_the_configured_threshold_is_kept_and_the_reason_recorded():
+    none = fit_policy(None, None, OperatingPoint(), fallback_threshold=0.42)
+    assert none.threshold == 0.42 and not none.applied and none.calibrator.is_identity
+    assert "no validation texts" in none.validation_record()["reason"]
+    few = fit_policy([0, 1, 1], [0.2, 0.7, 0.9], OperatingPoint(), fallback_threshold=0.5)
+    assert few.threshold == 0.5 and few.validation_record()["threshold_source"] == "configured"
+    assert "not applied" in few.reason

@@ -7,6 +7,7 @@ with :class:`ConfigError`, whose message names every offending key and the reaso
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from content_arena.operating_point import OperatingPoint
+
+log = logging.getLogger(__name__)
 
 CONFIG_ENV = "ARENA_CONFIG"
 DEFAULT_CONFIG_FILE = "arena.yaml"
@@ -28,18 +33,36 @@ class _Section(BaseModel):
 
 
 class QualityGateConfig(_Section):
+    """The gate's limits. Every check is computed at the model's policy threshold (``defender.operating_point``)."""
+
     max_evasion_rate: float = Field(0.15, ge=0.0, le=1.0)
     # Any one strategy evading more than this fails the gate too. The overall rate pools every strategy's
-    # variants, so one strong attacker among many weak rules is diluted: with the adaptive search among
-    # 26 strategies (attack bench, split seed 2) it evaded 0.738 while the pooled rate stayed under 0.15
-    # and the gate passed, so the loop learnt nothing from it. The limit is max_evasion_rate's 0.15 applied
-    # to each strategy: at 0.30, once the word recogniser had halved the search's success, the bootstrap
-    # champion passed its gate on 2 of 10 splits with the search evading 0.25-0.26 of it.
+    # variants, so one strong attacker among many weak rules would be diluted and the loop would learn
+    # nothing from it; the pooled limit applied to each strategy keeps a strong attacker visible.
     max_strategy_evasion_rate: float = Field(0.15, ge=0.0, le=1.0)
+    # F1 at the policy threshold: with an FPR policy it moves with recall and with the share of toxic texts.
     min_f1_score: float = Field(0.85, ge=0.0, le=1.0)
     min_f1_drop: float = Field(0.05, ge=0.0, le=1.0)
+    # Share of toxic held-out texts caught at the policy threshold. An FPR policy fixes how many clean
+    # texts are flagged, so recall is what is left to judge the model by; below this the champion lets most
+    # of what it should catch through. A higher limit fails weak champions sooner (more retraining), a lower
+    # one accepts a model that mostly holds its false-positive promise by flagging little.
+    min_recall: float = Field(0.60, ge=0.0, le=1.0)
     # Attacked clean texts may be flagged this many points above the clean false-positive rate.
     max_attacked_clean_fpr_increase: float = Field(0.02, ge=0.0, le=1.0)
+
+
+class DefenderConfig(_Section):
+    """How scores become decisions: the policy operating point and the score calibration."""
+
+    # The promise to the moderation team the threshold keeps on validation texts: ``fpr`` at most, or
+    # ``precision`` / ``recall`` at least, ``value``. FPR is the default because flagged clean comments
+    # are what users see; a lower value flags fewer clean comments and catches fewer toxic ones.
+    operating_point: OperatingPoint = Field(default_factory=OperatingPoint)
+    # toxic_score as a probability, fitted on validation texts and saved with the model: "isotonic"
+    # (Platt below 200 validation texts or 30 of the smaller class, where a step curve would fit noise),
+    # "platt" (two parameters, smoother, less flexible) or "none" (raw model scores).
+    calibration: Literal["isotonic", "platt", "none"] = "isotonic"
 
 
 class StorageConfig(_Section):
@@ -68,9 +91,9 @@ class MlflowConfig(_Section):
 class ModelConfig(_Section):
     # A local directory or a hub id for users who have one; None builds a small model from config.
     base_model: str | None = None
-    # "char": one token per character, so the n-gram branch hashes character n-grams (BEEP! split,
-    # solved and refitted branch: AUROC 0.816 against 0.805 for "bpe"); "bpe": byte-level BPE, where a small
-    # vocabulary keeps tokens close to characters (2,000 tokens: AUROC 0.80; 8,000: 0.76, Adam-fitted).
+    # "char": one token per character, so the n-gram branch hashes character n-grams, which survive
+    # misspellings; "bpe": byte-level BPE, where a small vocabulary keeps tokens close to characters (a
+    # large one makes whole words, which an attacker breaks with one edit).
     tokenizer: Literal["char", "bpe"] = "char"
     # Characters ("char": the most frequent ones, the rest [UNK]) or BPE tokens.
     vocab_size: int = Field(2000, ge=256, le=250_000)
@@ -79,33 +102,26 @@ class ModelConfig(_Section):
     ngram_dim: int = Field(64, ge=1)
     ngram_orders: list[int] = Field(default_factory=lambda: [1, 2, 3])
     # How a text's n-grams are pooled: "idf" weights each by its inverse document frequency in the
-    # training corpus and L2-normalises, as TF-IDF does (BEEP! split: AUROC 0.807 against 0.793
-    # for "mean", the plain average).
+    # training corpus and L2-normalises, as TF-IDF does, so rare n-grams that carry an insult are not
+    # drowned by frequent ones; "mean" is the plain average.
     ngram_pooling: Literal["mean", "idf"] = "idf"
     # With "idf" pooling, n-grams found in fewer training texts than this weigh nothing: garbling a text
     # adds unseen n-grams, and at the highest IDF they would dilute the known ones in the L2-normalised
     # vector. A challenger gives weight to the n-grams of its own training texts (the evasions it learns
-    # from). Attack bench, five splits, one run each (2026-11-22): a fresh adaptive search after one loop
-    # iteration fell 41.5% on average (0.633 -> 0.371) against 36% (0.654 -> 0.423) with 0 (every n-gram
-    # counts); BEEP! quality did not move.
+    # from). 0: every n-gram counts, and garbled text reads as less toxic.
     ngram_min_df: int = Field(1, ge=0)
     # The n-gram branch reads each syllable by its phonetic key (hangul.phonetic_key: tense and
     # aspirated initials made plain, near-homophone vowels merged), so respellings such as 씨발/시발
-    # or 새끼/세끼 share their n-grams. The encoder still sees the text as written. Off by default: on
-    # the BEEP! split (2026-11-22, one run) it cut leet_phonetic evasion 0.049 -> 0.023 and leet-garbled
-    # clean comments' excess FPR 8.2 -> 4.7 points, but clean AUROC fell 0.820 -> 0.813 (F1 0.776 -> 0.778).
+    # or 새끼/세끼 share their n-grams. The encoder still sees the text as written. Off by default: it
+    # trades clean ranking (words that differ only in sound merge) for fewer phonetic evasions.
     ngram_phonetic_fold: bool = False
     # Word recognition in front of the model (defender/recognizer.py): a word the champion's corpus never
     # had is read back as the closest, then most frequent, known word of the same script within one edit of
-    # its reading key (closest first since 2026-12-05: BEEP! F1 0.781, AUROC 0.816, leet-garbled clean +2.0)
-    # (``faggpts`` -> ``faggots``, ``새끠`` -> ``새끼``). Known words are never touched. The vocabulary is saved
-    # with the champion and inherited by its challengers. Keys shorter than ``recognizer_min_key`` letters are
-    # left alone; only words seen ``recognizer_min_count`` times or more are targets. One run each (2026-11-22,
-    # bench/bench_attacks.py, five seed-corpus splits, mean): a fresh adaptive search evaded the bootstrap
-    # champion 0.290 of the time instead of 0.633 and the champion after one loop iteration 0.192 instead of
-    # 0.371; on the BEEP! split clean
-    # F1 0.776 -> 0.780, AUROC 0.820 -> 0.814, leet-garbled clean comments flagged 3.0 points above the clean
-    # FPR instead of 8.4. min_key 4 or min_count 2 gave the same AUROC (0.814).
+    # its reading key (``faggpts`` -> ``faggots``, ``새끠`` -> ``새끼``). Known words are never touched. The
+    # vocabulary is saved with the champion and inherited by its challengers. Keys shorter than
+    # ``recognizer_min_key`` letters are left alone; only words seen ``recognizer_min_count`` times or more
+    # are targets. It undoes most one-edit evasions at a small cost in clean ranking (a rare genuine word
+    # may be read as a known one).
     word_recognition: bool = True
     recognizer_min_count: int = Field(1, ge=1)
     recognizer_min_key: int = Field(3, ge=1)
@@ -114,6 +130,7 @@ class ModelConfig(_Section):
     num_heads: int = Field(4, ge=1)
     intermediate_size: int = Field(512, ge=16)
     max_length: int = Field(128, ge=8, le=4096)
+    # The threshold kept when there are too few validation texts for defender.operating_point.
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
 
     @field_validator("ngram_orders")
@@ -138,8 +155,7 @@ class TrainingConfig(_Section):
     warmup_ratio: float = Field(0.06, ge=0.0, lt=1.0)
     challenger_epochs: int = Field(4, ge=1, le=1000)
     # Stop training once this many epochs in a row have not beaten the best validation F1 (null: run
-    # every epoch). The best epoch is restored either way; the default recipe's encoder stage rarely
-    # beats its starting point, so most of its epochs were spent for nothing.
+    # every epoch). The best epoch is restored either way, so epochs that cannot beat it are not spent.
     patience: int | None = Field(2, ge=1)
     challenger_learning_rate: float = Field(2e-3, gt=0.0, lt=1.0)
     lora_r: int = Field(16, ge=1)
@@ -151,32 +167,40 @@ class TrainingConfig(_Section):
     torch_threads: int | None = Field(None, ge=1)
     max_train_examples: int | None = Field(None, ge=1)
     # Rule strategies whose variants of the champion's own training texts (labels kept) are added to
-    # its training set: off by default, because it trades one robustness figure for others. On BEEP!
-    # (spacing + leet_phonetic, share 1.0; `python -m bench --only quality`, 2026-11-22) leet-garbled
-    # clean texts were flagged 7.3 instead of 8.2 points above the clean FPR, but the clean FPR rose
-    # from 0.387 to 0.419; F1 0.776 both (see the README).
+    # its training set: off by default, because it trades one robustness figure for others (garbled
+    # clean texts are flagged less above the clean FPR, but the clean ranking can suffer).
     harden_strategies: list[str] = Field(default_factory=list)
-    # The first champion's decision threshold: the F1-best one in 0.2-0.8 on its validation texts
-    # (200 or more; F1 within 0.005 of the best counts, nearest model.threshold wins), else
-    # model.threshold.
-    tune_threshold: bool = True
-    # A challenger's threshold. "mapped": its champion's, moved along the line that relates the two
-    # models' logits on the challenger's validation texts (training/calibration.py), so a challenger
-    # that only came out sharper keeps the champion's operating point; "champion": the champion's as is.
-    challenger_threshold: Literal["mapped", "champion"] = "mapped"
     # The default architecture's second stage keeps the encoder only if it lifts validation AUROC by at
     # least this over the n-gram branch alone; otherwise the champion is saved without it (use_encoder
     # false: the branch's scores, at several times the speed). null always keeps the encoder.
     min_encoder_gain: float | None = Field(0.005, ge=0.0, le=1.0)
     # How the first stage fits the n-gram branch: "lbfgs" solves it as an NB-scaled, L2-regularised
-    # logistic regression to convergence, its strength picked on validation AUROC (BEEP! split, BPE
-    # tokens, branch refitted: AUROC 0.805 against 0.802 for the "adam" epochs with early stopping);
-    # "adam": `epochs` of Adam, the best validation epoch kept.
+    # logistic regression to convergence, its strength picked on validation AUROC (deterministic, no
+    # epochs to tune); "adam": `epochs` of Adam, the best validation epoch kept.
     ngram_solver: Literal["lbfgs", "adam"] = "lbfgs"
-    # When the champion is the branch alone, refit it on training + validation texts with the chosen
-    # strength (the threshold is still picked on validation scores from before the refit).
-    refit_on_validation: bool = True
     harden_share: float = Field(1.0, gt=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        """Accept the keys that defender.operating_point replaced, with a warning, so old files still load."""
+        if isinstance(data, dict):
+            found = sorted(key for key in RETIRED_TRAINING_KEYS if key in data)
+            if found:
+                data = {k: v for k, v in data.items() if k not in RETIRED_TRAINING_KEYS}
+                log.warning("ignoring training.%s: %s", ", training.".join(found),
+                            "; ".join(RETIRED_TRAINING_KEYS[key] for key in found))
+        return data
+
+
+# Keys that no longer do anything, and what replaced them. A file that sets them still loads (with a
+# warning) rather than failing: the setting they held has one successor, which applies without them.
+RETIRED_TRAINING_KEYS = {
+    "tune_threshold": "the threshold is chosen by defender.operating_point on validation texts",
+    "challenger_threshold": "a challenger gets its own threshold by defender.operating_point on the same validation texts",
+    "refit_on_validation": "validation texts stay out of the weights so the calibration and threshold fitted on "
+                           "them hold for unseen texts",
+}
 
 
 class AttackConfig(_Section):
@@ -198,18 +222,13 @@ class AttackConfig(_Section):
 
 class AugmentConfig(_Section):
     variants_per_failure: int = Field(4, ge=0, le=100)
-    # Garbled clean negatives per toxic example in the augmented set (until 2026-12-05 values above 1 were
-    # trimmed back to 1). On the attack bench's five splits with the adaptive search in the loop (one run
-    # each, 2026-12-05; challengers promoted, mean fresh-search success after the loop), full loop / quick
-    # loop / README loop: 1 gave 3/5 (0.186), 4/5 (0.191), promoted; 1.5 gave 3/5 (0.188), 3/5 (0.195),
-    # promoted; 2 gave 5/5 (0.153), 4/5 (0.193), rejected (adversarial error +0.001). Promotion turned on a
-    # single example (1.5 promoted 5/5 before its trimming was fixed), so the default stays 1.
+    # Garbled clean negatives per toxic example in the augmented set: they teach the challenger that
+    # garbling alone is not toxicity. More of them lower attacked-clean FPR but dilute the evasions it
+    # learns from; one per toxic example balances the two.
     clean_negatives_ratio: float = Field(1.0, ge=0.0, le=10.0)
     # Original training examples mixed into the challenger's set, as a multiple of the augmented ones;
-    # null replays every one. A sample lets the adapter drift: on the README loop (before normaliser
-    # step 9), replaying as many originals as augmented examples (ratio 1) raised clean FPR from 0.058
-    # to 0.102 at the champion's threshold (AUROC unchanged, so scores moved, not the ranking) and the
-    # challenger was rejected; replaying all of them kept FPR at 0.053 while evasion fell 0.025 -> 0.008.
+    # null replays every one. A sample lets the adapter drift toward the augmented texts' balance (its
+    # scores move, not its ranking), so every original is replayed by default.
     replay_ratio: float | None = Field(None, ge=0.0, le=10.0)
     # With the ``adaptive`` strategy bound to the champion (see data_augmentor): searches per toxic pool
     # text, echoes of each successful search's edits, and the share of toxic positives from the search.
@@ -280,6 +299,7 @@ class ArenaConfig(BaseSettings):
     )
 
     home: str = ".arena"
+    defender: DefenderConfig = Field(default_factory=DefenderConfig)
     quality_gate: QualityGateConfig = Field(default_factory=QualityGateConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     queue: QueueConfig = Field(default_factory=QueueConfig)

@@ -1,4 +1,5 @@
-"""Binary classification metrics on numpy arrays (toxic = 1)."""
+"""Binary classification metrics on numpy arrays (toxic = 1): counts at a threshold, ranking (AUROC,
+PR-AUC) and calibration (expected calibration error, reliability bins)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ class BinaryMetrics:
     auroc: float | None
     fpr: float
     accuracy: float
+    pr_auc: float | None = None
+    ece: float | None = None
 
     def to_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
@@ -26,6 +29,17 @@ def _ratio(num: float, den: float) -> float:
 
 
 def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> BinaryMetrics:
+    """Counts at ``threshold`` (a text is flagged when its score >= threshold), AUROC, PR-AUC and the
+    expected calibration error of ``scores`` read as probabilities.
+
+    Args:
+        labels: 1 toxic, 0 clean.
+        scores: toxic scores in [0, 1].
+        threshold: the decision threshold.
+
+    Returns:
+        The metrics; AUROC and PR-AUC are None with a single class, ECE None unless every score is in [0, 1].
+    """
     labels = np.asarray(labels, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float64)
     if labels.shape != scores.shape:
@@ -47,7 +61,13 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.
         auroc=auroc(labels, scores),
         fpr=_ratio(fp, fp + tn),
         accuracy=_ratio(tp + tn, labels.size),
+        pr_auc=pr_auc(labels, scores),
+        ece=expected_calibration_error(labels, scores) if _are_probabilities(scores) else None,
     )
+
+
+def _are_probabilities(scores: np.ndarray) -> bool:
+    return bool(scores.size) and bool(np.isfinite(scores).all()) and scores.min() >= 0.0 and scores.max() <= 1.0
 
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
@@ -68,28 +88,75 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def f1_optimal_threshold(
-    labels: np.ndarray, scores: np.ndarray, *, low: float = 0.2, high: float = 0.8, step: float = 0.01,
-    prefer: float = 0.5, tolerance: float = 0.0,
-) -> tuple[float, float]:
-    """The threshold in ``[low, high]`` (a grid of ``step``) with the best F1, and the F1 there.
+def pr_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the precision-recall curve as average precision (scikit-learn's); None with a single class.
 
-    Every threshold within ``tolerance`` of the best F1 counts as equally good, and of those the one
-    closest to ``prefer`` wins: a flat F1 curve leaves the usual 0.5 alone instead of sliding to
-    wherever noise put the peak (and flagging far more clean text for a few thousandths of F1). The
-    range is bounded: a threshold near 0 or 1 fitted on a few hundred validation texts would be
-    noise, not calibration.
+    Unlike AUROC it weighs the top of the ranking, where a moderation threshold sits, and it moves with
+    the share of toxic texts: compare it only between models scored on the same texts.
     """
     labels = np.asarray(labels, dtype=np.int64)
-    scores = np.asarray(scores, dtype=np.float64)
-    if labels.shape != scores.shape:
-        raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
-    if not 0.0 < low <= high < 1.0:
-        raise ValueError(f"threshold range must satisfy 0 < low <= high < 1, got {low}..{high}")
-    if tolerance < 0.0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    grid = np.round(np.arange(low, high + step / 2, step), 6)
-    f1s = np.array([binary_metrics(labels, scores, float(t)).f1 for t in grid])
-    candidates = np.flatnonzero(f1s >= f1s.max() - tolerance - 1e-12)
-    chosen = candidates[np.argmin(np.abs(grid[candidates] - prefer))]
-    return float(grid[chosen]), float(f1s[chosen])
+    if labels.size == 0 or labels.min() == labels.max():
+        return None
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(labels, np.asarray(scores, dtype=np.float64)))
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One bin of a reliability curve: scores in ``[lower, upper)`` (the last bin includes 1.0)."""
+
+    lower: float
+    upper: float
+    count: int
+    mean_score: float | None
+    toxic_rate: float | None
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+
+def reliability_bins(labels: np.ndarray, probs: np.ndarray, bins: int = 10) -> list[ReliabilityBin]:
+    """The reliability curve: ``bins`` equal-width score bins, each with its mean score and toxic share.
+
+    A calibrated model's points lie on the diagonal: of the texts scored about 0.7, about 70% are toxic.
+
+    Args:
+        labels: 1 toxic, 0 clean.
+        probs: toxic probabilities in [0, 1].
+        bins: how many equal-width bins cover [0, 1].
+
+    Returns:
+        One entry per bin, empty bins included (their mean and rate None).
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    if labels.shape != probs.shape:
+        raise ValueError(f"labels {labels.shape} and probabilities {probs.shape} differ in shape")
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    if probs.size and (np.nanmin(probs) < 0.0 or np.nanmax(probs) > 1.0 or np.isnan(probs).any()):
+        raise ValueError("probabilities must lie in [0, 1]")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.searchsorted(edges, probs, side="right") - 1, 0, bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    score_sums = np.bincount(index, weights=probs, minlength=bins)
+    toxic_sums = np.bincount(index, weights=labels, minlength=bins)
+    return [
+        ReliabilityBin(
+            lower=float(edges[b]), upper=float(edges[b + 1]), count=int(counts[b]),
+            mean_score=float(score_sums[b] / counts[b]) if counts[b] else None,
+            toxic_rate=float(toxic_sums[b] / counts[b]) if counts[b] else None,
+        )
+        for b in range(bins)
+    ]
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: the count-weighted mean gap between mean score and toxic share over
+    ``bins`` equal-width bins (0 for a perfectly calibrated model; 0.0 with no texts)."""
+    curve = reliability_bins(labels, probs, bins)
+    total = sum(b.count for b in curve)
+    if not total:
+        return 0.0
+    return float(sum(b.count * abs(b.mean_score - b.toxic_rate) for b in curve if b.count) / total)

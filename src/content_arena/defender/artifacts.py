@@ -1,15 +1,16 @@
 """The on-disk form of a defender, and integrity checks on it.
 
 A defender directory holds Hugging Face ``config.json`` + ``model.safetensors`` (never pickle),
-``tokenizer.json`` and ``arena_model.json``: the threshold, the maximum length, and the sha256 of
-every weight file, verified before any weight is read.
+``tokenizer.json`` and ``arena_model.json``: the decision threshold with the operating point that chose it,
+the score calibration, the validation figures at that point, the maximum length, and the sha256 of every
+weight file, verified before any weight is read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,28 @@ class ModelIntegrityError(RuntimeError):
 
 @dataclass
 class ModelManifest:
+    """What ``arena_model.json`` holds.
+
+    Attributes:
+        threshold: the decision threshold on (calibrated) toxic scores.
+        max_length: tokens read per text.
+        labels: class names, clean first.
+        files: sha256 of every other file in the directory.
+        info: training details (mode, parent, validation metrics of the best epoch...).
+        operating_point: the policy that chose ``threshold`` (``{"metric", "value"}``); None for models
+            saved before operating points existed, whose threshold is used as stored.
+        calibration: the :class:`~content_arena.defender.calibration.Calibrator` record; None: raw scores.
+        validation: the figures at the point on the validation texts, or why the policy was not applied.
+    """
+
     threshold: float = 0.5
     max_length: int = 128
     labels: list[str] = field(default_factory=lambda: ["clean", "toxic"])
     files: dict[str, str] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    operating_point: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
+    validation: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, ensure_ascii=False)
@@ -62,10 +80,15 @@ def write_manifest(model_dir: Path, manifest: ModelManifest) -> ModelManifest:
 
 
 def read_manifest(model_dir: Path) -> ModelManifest:
+    """The manifest of the defender in ``model_dir``; keys this version does not know are refused."""
     path = Path(model_dir) / MANIFEST_FILE
     if not path.is_file():
         raise ModelNotFound(f"no defender at {model_dir}: {MANIFEST_FILE} is missing")
     raw = json.loads(path.read_text(encoding="utf-8"))
+    known = {f.name for f in fields(ModelManifest)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ModelIntegrityError(f"{path}: unknown manifest keys {unknown} (saved by a newer version?)")
     return ModelManifest(**raw)
 
 

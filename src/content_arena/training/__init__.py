@@ -16,11 +16,10 @@ import torch
 
 from content_arena.config import ArenaConfig
 from content_arena.data import Example
-from content_arena.defender.artifacts import TOKENIZER_FILE, ModelManifest, read_manifest, write_manifest
+from content_arena.defender.artifacts import TOKENIZER_FILE, ModelManifest, write_manifest
 from content_arena.defender.normalizer import normalize_many
 from content_arena.defender.recognizer import RECOGNIZER_FILE, WordRecognizer
-from content_arena.metrics import binary_metrics, f1_optimal_threshold
-from content_arena.training.calibration import ThresholdMapping, map_threshold
+from content_arena.training.calibration import PolicyFit, fit_policy
 from content_arena.training.loop import EpochCallback, encode, fit, predict_scores
 from content_arena.training.lora import choose_adapter_mode, load_for_adapter, lora_config, merge_adapter
 from content_arena.training.model_factory import build_small_classifier, load_pretrained_classifier
@@ -31,13 +30,6 @@ if TYPE_CHECKING:
     from content_arena.defender.ngram_bert import NgramBertForSequenceClassification
 
 log = logging.getLogger(__name__)
-
-# Fewer validation texts than this keep the configured threshold: an F1 curve over a handful of
-# texts is too jagged to pick a cut from.
-MIN_THRESHOLD_EXAMPLES = 200
-# F1 within this of the best counts as the best, and the threshold nearest model.threshold among
-# those wins: on BEEP! the F1 curve is flat from about 0.35 to 0.5, where clean FPR is not.
-THRESHOLD_F1_TOLERANCE = 0.005
 
 __all__ = ["TrainResult", "Tracker", "train_champion", "train_challenger"]
 
@@ -56,6 +48,8 @@ class TrainResult:
     val_metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     n_train: int = 0
+    #: The saved model's calibration and policy threshold (see training/calibration.py).
+    policy: PolicyFit | None = None
 
 
 def _set_threads(n: int | None) -> None:
@@ -144,10 +138,11 @@ def _fit(
 
 
 def _save(
-    model: torch.nn.Module, tokenizer_source: Path | Any, out_dir: Path, cfg: ArenaConfig, info: dict, threshold: float,
+    model: torch.nn.Module, tokenizer_source: Path | Any, out_dir: Path, cfg: ArenaConfig, info: dict, policy: PolicyFit,
     recognizer: WordRecognizer | None = None,
 ) -> None:
-    """Weights, tokenizer (copied from a champion directory, with its word recogniser, or saved), manifest."""
+    """Weights, tokenizer (copied from a champion directory, with its word recogniser, or saved), and the
+    manifest with the policy threshold, the operating point, the calibration and the validation figures."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     if recognizer is not None:
@@ -158,47 +153,32 @@ def _save(
                 shutil.copy2(tokenizer_source / name, out_dir / name)
     else:
         save_tokenizer(tokenizer_source, out_dir)
-    write_manifest(out_dir, ModelManifest(threshold=threshold, max_length=cfg.model.max_length, info=info))
+    write_manifest(out_dir, ModelManifest(
+        threshold=policy.threshold, max_length=cfg.model.max_length, info=info,
+        operating_point=policy.operating_point.to_dict(), calibration=policy.calibrator.to_dict(),
+        validation=policy.validation_record(),
+    ))
 
 
-def _decision_threshold(model: torch.nn.Module, data: EncodedSets, cfg: ArenaConfig, pad_id: int) -> float:
-    """``model.threshold``, or with ``training.tune_threshold`` the F1-best one (within
-    ``THRESHOLD_F1_TOLERANCE``, nearest ``model.threshold``) on enough validation texts.
-
-    A model trained on data where toxic comments are the majority (BEEP!: 56%) is often best cut
-    below 0.5: on a BEEP! split the exact F1 peak (0.39) raised held-out F1 from 0.763 to 0.788 but
-    flagged far more clean comments; with the tolerance the default champion settled at 0.46.
-    """
-    threshold = cfg.model.threshold
-    if not cfg.training.tune_threshold or not data.val_ids or data.val_labels is None:
-        return threshold
-    labels = np.array(data.val_labels)
-    if len(labels) < MIN_THRESHOLD_EXAMPLES or labels.min() == labels.max():
-        log.info("threshold %.2f kept: %d validation texts (tuning needs %d, both classes)", threshold,
-                 len(labels), MIN_THRESHOLD_EXAMPLES)
-        return threshold
-    device = next(model.parameters()).device
-    scores = predict_scores(model, data.val_ids, pad_id, device)
-    tuned, f1 = f1_optimal_threshold(labels, scores, prefer=threshold, tolerance=THRESHOLD_F1_TOLERANCE)
-    log.info("threshold %.2f (validation F1 %.4f; %.4f at %.2f)", tuned, f1,
-             binary_metrics(labels, scores, threshold).f1, threshold)
-    return tuned
-
-
-def _challenger_threshold(
-    champion_threshold: float, champion_val: np.ndarray | None, merged: torch.nn.Module, data: EncodedSets,
-    cfg: ArenaConfig, pad_id: int,
-) -> ThresholdMapping:
-    """The champion's threshold, mapped onto the challenger's logits (``training.challenger_threshold``)."""
-    if cfg.training.challenger_threshold == "champion":
-        mapping = ThresholdMapping(champion_threshold, champion_threshold, None, "kept: challenger_threshold champion")
-    elif champion_val is None:
-        mapping = ThresholdMapping(champion_threshold, champion_threshold, None, "kept: no validation texts")
-    else:
-        device = next(merged.parameters()).device
-        mapping = map_threshold(champion_threshold, champion_val, predict_scores(merged, data.val_ids, pad_id, device))
-    log.info("challenger threshold %.3f (champion's %.2f): %s", mapping.threshold, champion_threshold, mapping.reason)
-    return mapping
+def _policy(
+    model: torch.nn.Module, ids: list[list[int]] | None, labels: list[int] | None, cfg: ArenaConfig, pad_id: int,
+    tracker: Tracker | None,
+) -> PolicyFit:
+    """Calibration and threshold from the final weights' raw scores of the validation texts
+    (``defender.operating_point``, ``defender.calibration``); ``model.threshold`` without them."""
+    scores = None
+    if ids:
+        scores = predict_scores(model, ids, pad_id, next(model.parameters()).device)
+    policy = fit_policy(labels if ids else None, scores, cfg.defender.operating_point,
+                        calibration=cfg.defender.calibration, fallback_threshold=cfg.model.threshold)
+    if tracker:
+        tracker.log_params({"threshold": round(policy.threshold, 6), "operating_point": policy.operating_point.describe(),
+                            "calibration": policy.calibrator.kind, "threshold_source":
+                            policy.validation_record()["threshold_source"]})
+        if policy.choice is not None:
+            tracker.log_metrics({"val_point_fpr": policy.choice.fpr, "val_point_recall": policy.choice.recall,
+                                 "val_point_precision": policy.choice.precision})
+    return policy
 
 
 def _fit_ngram_branch(
@@ -308,9 +288,8 @@ def train_champion(
     )
     history: list[dict[str, float]] = []
     branch_val: dict[str, float] = {}
-    chosen_c: float | None = None
     if hasattr(model, "ngram_embeddings"):  # the default architecture: fit its n-gram branch first
-        history, branch_val, chosen_c = _fit_ngram_branch(model, data, cfg, tracker, fit_args)
+        history, branch_val, _ = _fit_ngram_branch(model, data, cfg, tracker, fit_args)
         # Kept to fall back on if the encoder does not earn its place (no copy when it always stays).
         branch_state = ({k: v.detach().clone() for k, v in model.state_dict().items()}
                         if cfg.training.min_encoder_gain is not None else {})
@@ -331,20 +310,15 @@ def train_champion(
     uses_encoder = bool(getattr(model.config, "use_encoder", True))
     if tracker:
         tracker.log_params({"use_encoder": uses_encoder})
-    threshold = _decision_threshold(model, data, cfg, pad_id)
-    refit = bool(not uses_encoder and chosen_c is not None and data.val_ids and cfg.training.refit_on_validation)
-    if refit:
-        # The same strength, solved again on training + validation texts.
-        assert chosen_c is not None and data.val_ids is not None and data.val_labels is not None
-        fit_ngram_branch_linear(model, data.train_ids + data.val_ids, data.train_labels + data.val_labels, cs=[chosen_c])
-        log.info("n-gram branch refitted on %d texts (training + validation, C=%g)",
-                 len(data.train_ids) + len(data.val_ids), chosen_c)
+    # Validation texts never reach the weights, so the calibration and the threshold fitted on their
+    # scores describe the saved model as it will meet unseen texts.
+    policy = _policy(model, data.val_ids, data.val_labels, cfg, pad_id, tracker)
     out = Path(out_dir)
     _save(model, tokenizer, out, cfg, {"mode": "full", "source": source, "pad_id": pad_id,
-                                         "use_encoder": uses_encoder, "refit_on_validation": refit,
-                                         **fitted.best_val}, threshold, recognizer)
+                                         "use_encoder": uses_encoder, **fitted.best_val}, policy, recognizer)
     log.info("champion trained in %.1fs (%d examples) → %s", time.perf_counter() - started, len(texts), out)
-    return TrainResult(out, "full", fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started, len(texts))
+    return TrainResult(out, "full", fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started,
+                       len(texts), policy)
 
 
 def _build_recognizer(normalized: Sequence[str], cfg: ArenaConfig) -> WordRecognizer | None:
@@ -378,9 +352,25 @@ def train_challenger(
     cfg: ArenaConfig,
     *,
     val_examples: Sequence[Example] | None = None,
+    policy_examples: Sequence[Example] | None = None,
     tracker: Tracker | None = None,
 ) -> TrainResult:
-    """LoRA (QLoRA on CUDA) from the champion's weights, merged and saved as plain safetensors."""
+    """LoRA (QLoRA on CUDA) from the champion's weights, merged and saved as plain safetensors.
+
+    Args:
+        champion_dir: the champion the adapter starts from (its tokenizer and word recogniser are kept).
+        examples: the challenger's training examples.
+        out_dir: where the merged challenger is saved.
+        cfg: the configuration.
+        val_examples: texts that pick the best epoch (the loop passes clean validation texts plus
+            attacked copies of them).
+        policy_examples: the clean validation texts its calibration and policy threshold are fitted on, the
+            champion's; None uses ``val_examples``.
+        tracker: MLflow-like parameter and metric logger.
+
+    Returns:
+        The saved challenger, its history and its policy fit.
+    """
     from peft import get_peft_model
     from tokenizers import Tokenizer
 
@@ -399,13 +389,8 @@ def train_challenger(
             module.sparse = False
     pad_id = _pad_id(model, tokenizer)
     # The champion's recogniser, unchanged (see defender/recognizer.py); _save copies its file.
-    data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length,
-                             WordRecognizer.load(champion_dir))
-    device = next(model.parameters()).device
-    # The champion's validation scores, for the challenger's threshold (with QLoRA: the 4-bit champion
-    # the adapter trains against).
-    mapped = cfg.training.challenger_threshold == "mapped" and bool(data.val_ids)
-    champion_val = predict_scores(model, data.val_ids, pad_id, device) if mapped else None
+    recognizer = WordRecognizer.load(champion_dir)
+    data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length, recognizer)
     idf = _open_ngram_idf(model, data)
     model = get_peft_model(model, lora_config(model, cfg.training))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -433,11 +418,16 @@ def train_challenger(
     if idf is not None:  # a buffer, not a weight: the adapter does not carry it
         merged.ngram_idf.copy_(idf)
     out = Path(out_dir)
-    mapping = _challenger_threshold(read_manifest(champion_dir).threshold, champion_val, merged, data, cfg, pad_id)
-    if tracker:
-        tracker.log_params({"threshold": round(mapping.threshold, 4), "threshold_rule": mapping.reason[:250]})
+    # Its own calibration and threshold, by the champion's policy on the same clean validation texts.
+    if policy_examples is None:
+        policy_ids, policy_labels = data.val_ids, data.val_labels
+    else:
+        policy_ids = encode(tokenizer, [e.text for e in policy_examples], cfg.model.max_length,
+                            view=recognizer.many if recognizer is not None else None)
+        policy_labels = [int(e.label) for e in policy_examples]
+    policy = _policy(merged, policy_ids, policy_labels, cfg, pad_id, tracker)
     _save(merged, champion_dir, out, cfg, {"mode": mode, "parent": str(champion_dir), "pad_id": pad_id,
-                                           "threshold_mapping": mapping.to_dict(), **fitted.best_val},
-          mapping.threshold)
+                                           **fitted.best_val}, policy)
     log.info("challenger (%s) trained in %.1fs (%d examples) → %s", mode, time.perf_counter() - started, len(texts), out)
-    return TrainResult(out, mode, fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started, len(texts))
+    return TrainResult(out, mode, fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started,
+                       len(texts), policy)

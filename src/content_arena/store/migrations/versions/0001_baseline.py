@@ -5,7 +5,6 @@ Creates each table (with its indexes and constraints) only when it is missing, s
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21
 """
 
 from __future__ import annotations
