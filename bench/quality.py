@@ -6,12 +6,12 @@ BEEP! ``train.tsv`` (../shared) is split once per split seed (0-4 by default):
 (``seed=s + 1``, 10%) into fit and validation texts. Both models see exactly the same texts:
 
 - champion: ``train_champion`` with the default config (or a :class:`Recipe`'s overrides) on the fit
-  texts, validation texts passed in as the loop does; its threshold is the one training chose on
-  validation by the configured policy (``defender.operating_point``); its tokenizer and n-gram IDF
-  table also read the unlabelled comments.
+  texts, validation texts passed in as the loop does; its calibration and threshold are the ones training
+  fitted on validation by the configured policy (``defender.operating_point``); its tokenizer and n-gram
+  IDF table also read the unlabelled comments.
 - tfidf-lr+norm: char 1–4-gram TF-IDF + logistic regression behind the project's normaliser, fitted on
-  the fit texts; its threshold is chosen on its scores of the same validation texts by the same policy,
-  then, as the champion does with ``training.refit_on_validation``, it is refitted on fit + validation.
+  the fit texts; calibrated and given its threshold on its own scores of the same validation texts by the
+  same policy and the same function as the champion (``training.calibration.fit_policy``).
 - korcen (optional): the keyword filter, a fixed 0/1 rule with no threshold to choose.
 
 Every model is judged by ``evaluation.evaluate`` at its own threshold on the same held-out texts and
@@ -31,8 +31,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from bench.common import BEEP_TRAIN, BEEP_UNLABELED, SHARED
 
@@ -129,16 +127,7 @@ def adversarial_set(test: Sequence[Example], names: Sequence[str] | None = None)
 
 def policy_of(cfg: Any) -> dict[str, Any]:
     """The configured operating point as ``{"metric", "value"}``."""
-    point = getattr(getattr(cfg, "defender", None), "operating_point", None)
-    if point is None:
-        return {"metric": "fpr", "value": 0.10}
-    return {"metric": point.metric, "value": float(point.value)}
-
-
-def threshold_by_policy(labels: Sequence[int], scores: np.ndarray, policy: dict[str, Any]) -> float:
-    from bench._policy_standin import choose_threshold
-
-    return float(choose_threshold(np.asarray(labels), np.asarray(scores), policy["metric"], policy["value"]))
+    return cfg.defender.operating_point.to_dict()
 
 
 # -- recipes and models -----------------------------------------------------------------------------
@@ -187,6 +176,7 @@ def train_recipe(ctx: Context, split: Split, recipe: Recipe, unlabeled: list[str
                  tag: str | None = None) -> tuple[Defender, dict[str, Any]]:
     """Train the champion of ``recipe`` on ``split`` and load it at the threshold training chose."""
     from content_arena.defender import TransformerDefender
+    from content_arena.defender.artifacts import read_manifest
     from content_arena.training import train_champion
 
     tag = tag or f"{recipe.name}-s{split.seed}"
@@ -200,37 +190,49 @@ def train_recipe(ctx: Context, split: Split, recipe: Recipe, unlabeled: list[str
     result = train_champion(fit, ctx.workdir / f"model-{tag}", cfg, val_examples=split.val, tokenizer_texts=unlabeled)
     seconds = time.perf_counter() - started
     model = TransformerDefender(result.model_dir, batch_size=64, device="cpu").load()
+    manifest = read_manifest(result.model_dir)
     policy = policy_of(cfg)
-    from bench._policy_standin import choose_threshold  # noqa: F401  (stand-in: until the policy branch)
-
-    # Stand-in: training picks an F1 threshold; choose the policy one on the validation texts here.
-    # (Refitting on validation makes these in-sample scores; the policy branch picks before the refit.)
-    model.threshold = threshold_by_policy([e.label for e in split.val], model.scores([e.text for e in split.val]),
-                                          policy)
+    if manifest.operating_point != policy:
+        raise RuntimeError(f"the champion was saved at {manifest.operating_point}, not the configured {policy}")
+    _SHIM_calibrate(model, manifest.calibration)
     info = {"train_seconds": seconds, "n_fit": len(fit), "n_val": len(split.val), "threshold": model.threshold,
-            "policy": policy, "families": recipe.families(cfg), "overrides": {"model": recipe.model,
+            "policy": policy, "validation": manifest.validation, "calibration": (manifest.calibration or {}).get("kind"), "families": recipe.families(cfg), "overrides": {"model": recipe.model,
                                                                               "training": recipe.training},
             "clean_negatives": list(recipe.clean_negatives),
             "use_encoder": bool(getattr(model.model.config, "use_encoder", True))}
     return model, info
 
 
-def train_baseline(split: Split, policy: dict[str, Any], *, refit: bool = True,
-                   factory: Callable[..., Defender] | None = None) -> tuple[Defender, dict[str, Any]]:
-    """TF-IDF LR + normaliser on the fit texts, its threshold chosen on the validation texts by ``policy``,
-    then (``refit``) fitted again on fit + validation texts, as the champion's n-gram branch is."""
+def train_baseline(split: Split, cfg: Any, *,
+                   factory: Callable[[list[Example]], Defender] | None = None) -> tuple[Defender, dict[str, Any]]:
+    """TF-IDF LR + normaliser (or ``factory``'s model) fitted on the fit texts, then calibrated and given its
+    threshold on its raw scores of the validation texts by the configured policy, with the same function
+    training uses for the champion (``training.calibration.fit_policy``)."""
     from bench.baselines import TfidfLRDefender
+    from content_arena.training.calibration import fit_policy
 
     factory = factory or (lambda examples: TfidfLRDefender(examples, normalize=True))
     started = time.perf_counter()
     model = factory(split.fit).load()
-    val_scores = model.scores([e.text for e in split.val])
-    threshold = threshold_by_policy([e.label for e in split.val], val_scores, policy)
-    if refit:
-        model = factory(split.train).load()
-    model.threshold = threshold
+    raw = model.predict(model.preprocess([e.text for e in split.val]))
+    fitted = fit_policy([e.label for e in split.val], raw, cfg.defender.operating_point,
+                        calibration=cfg.defender.calibration, fallback_threshold=cfg.model.threshold)
+    model.calibrator, model.threshold = fitted.calibrator, fitted.threshold
+    _SHIM_calibrate(model, fitted.calibrator.to_dict())
     return model, {"train_seconds": time.perf_counter() - started, "n_fit": len(split.fit),
-                   "n_val": len(split.val), "refit_on_validation": refit, "threshold": threshold, "policy": policy}
+                   "n_val": len(split.val), "threshold": fitted.threshold, "policy": policy_of(cfg),
+                   "validation": fitted.validation_record(), "calibration": fitted.calibrator.kind}
+
+
+def _SHIM_calibrate(model: Any, record: Any) -> None:  # noqa: N802  TEMPORARY until the runtime calibration lands
+    from content_arena.defender.calibration import Calibrator
+
+    if hasattr(type(model), "calibrate"):
+        return
+    calibrator = Calibrator.from_dict(record)
+    model.calibrator = calibrator
+    scores = model.scores
+    model.scores = lambda texts: calibrator.apply(scores(texts))
 
 
 # -- judging ----------------------------------------------------------------------------------------
@@ -238,12 +240,9 @@ def train_baseline(split: Split, policy: dict[str, Any], *, refit: bool = True,
 
 def judge(model: Defender, adversarial: AdversarialSet, policy: dict[str, Any]) -> dict[str, Any]:
     """Every quality figure of ``model`` at its threshold (``model.threshold``) on ``adversarial``."""
-    from bench._policy_standin import expected_calibration_error, pr_auc
     from content_arena.evaluation import evaluate
 
     report = evaluate(model, adversarial)
-    labels = adversarial.labels
-    scores = np.asarray(model.scores([e.text for e in adversarial.examples]), dtype=np.float64)
     clean = report.clean
     per_strategy = {
         name: {"evasion": r.evasion_rate, "attacked_clean_fpr": r.attacked_clean_fpr,
@@ -252,8 +251,8 @@ def judge(model: Defender, adversarial: AdversarialSet, policy: dict[str, Any]) 
     }
     out: dict[str, Any] = {
         "threshold": float(model.threshold), "recall": clean.recall, "precision": clean.precision,
-        "fpr": clean.fpr, "f1": clean.f1, "auroc": clean.auroc, "pr_auc": pr_auc(labels, scores),
-        "ece": expected_calibration_error(labels, scores), "evasion_rate": report.evasion_rate,
+        "fpr": clean.fpr, "f1": clean.f1, "auroc": clean.auroc, "pr_auc": clean.pr_auc,
+        "ece": clean.ece, "evasion_rate": report.evasion_rate,
         "attacked_clean_fpr": report.attacked_clean_fpr, "per_strategy": per_strategy,
     }
     if policy["metric"] == "fpr":
@@ -404,11 +403,10 @@ def compare(ctx: Context, splits: Sequence[Split], recipe: Recipe = DEFAULT_RECI
         champion, champion_info = train_recipe(ctx, split, recipe, unlabeled)
         policy = champion_info["policy"]
         cfg = ctx.config(ctx.workdir / "policy-home", training=dict(recipe.training))
-        refit = bool(getattr(cfg.training, "refit_on_validation", False))
-        baseline, baseline_info = train_baseline(split, policy, refit=refit)
+        baseline, baseline_info = train_baseline(split, cfg)
         models = {CHAMPION: (champion, champion_info), BASELINE: (baseline, baseline_info)}
         for name, factory in extras.items():
-            models[name] = train_baseline(split, policy, refit=refit, factory=factory)
+            models[name] = train_baseline(split, cfg, factory=factory)
         if korcen is not None:
             models[KORCEN] = (korcen, {"train_seconds": 0.0, "threshold": korcen.threshold})
         for name, (model, model_info) in models.items():
@@ -440,7 +438,7 @@ def run_quality(ctx: Context) -> list[dict[str, Any]]:
     rows.append(row("quality", "training time", "s", train[CHAMPION]["mean"], BASELINE, train[BASELINE]["mean"],
                     others={"sd": train[CHAMPION]["sd"], "baseline sd": train[BASELINE]["sd"]},
                     note=f"fit {len(splits[0].fit)} + validation {len(splits[0].val)} texts; champion: tokenizer, "
-                         "n-gram branch, encoder stage, refit; baseline: fit, threshold, refit"))
+                         "n-gram branch, encoder stage, calibration; baseline: fit, calibration"))
     texts = [e.text for e in splits[0].test]
     texts = [texts[i % len(texts)] for i in range(ctx.sizes.texts)]
     rates = {name: cold_scoring_rate(judged.first_models[name], texts, ctx.sizes.repeats)

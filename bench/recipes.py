@@ -51,8 +51,6 @@ CANDIDATES: dict[str, Recipe] = {
     "clean-negatives-3": Recipe("clean-negatives-3", clean_negatives=("ko_roman", "ko_shape", "repeat")),
     "harden": Recipe("harden", training={"harden_strategies": list(GARBLING_FAMILIES)},
                      note="training.harden_strategies: a variant of every fit text, labels kept"),
-    "refit-off": Recipe("refit-off", training={"refit_on_validation": False}),
-    "refit-on": Recipe("refit-on", training={"refit_on_validation": True}),
 }
 
 
