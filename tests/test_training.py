@@ -85,7 +85,9 @@ def test_classify_shape_and_empty_batch(champion):
     defender = TransformerDefender(result.model_dir).load()
     out = defender.classify(["안녕하세요 좋은 하루", "x" * 10_000, ""])
     assert [sorted(o) for o in out] == [["confidence", "is_toxic", "toxic_score"]] * 3
-    assert all(o["confidence"] >= 0.5 for o in out)
+    # confidence: the calibrated probability of the class decided, so 1 - score when not flagged
+    assert all(o["confidence"] == pytest.approx(o["toxic_score"] if o["is_toxic"] else 1 - o["toxic_score"])
+               for o in out)
     assert defender.classify([]) == []
 
 
@@ -180,8 +182,6 @@ def test_encoder_without_gain_is_dropped_and_never_run(branch_champion, corpus, 
     # The stage-1 branch's validation metrics are the champion's.
     (stage1,) = [row for row in result.history if row["stage"] == 1.0]
     assert result.val_metrics["val_f1"] == stage1["val_f1"]
-    # The branch alone is the champion, so it was solved again on training + validation texts.
-    assert manifest.info["refit_on_validation"] is True
     defender = TransformerDefender(result.model_dir).load()
     assert defender.model.config.use_encoder is False
     texts = [e.text for e in corpus[1][:40]]
@@ -389,68 +389,77 @@ def test_hardened_champion_trains_on_rule_variants(corpus, tmp_path):
         train_champion(train, tmp_path / "bad", bad, val_examples=test[:100])
 
 
-def test_champion_threshold_is_tuned_on_validation_and_challengers_keep_it_on_few_texts(champion, corpus, tmp_path):
-    from content_arena.metrics import binary_metrics, f1_optimal_threshold
-
+def test_a_saved_champion_records_its_policy_and_its_calibrator_reproduces_the_scores_after_reload(champion, corpus):
     cfg, result = champion
     _, test = corpus
-    val = test[:200]  # what the module's champion validated on: enough texts to tune
-    threshold = read_manifest(result.model_dir).threshold
-    scores = TransformerDefender(result.model_dir).load().scores([e.text for e in val])
+    val = test[:200]  # what the module's champion validated on
+    manifest = read_manifest(result.model_dir)
+    assert manifest.operating_point == {"metric": "fpr", "value": 0.10}
+    assert manifest.calibration["kind"] in ("isotonic", "platt") and manifest.calibration["n"] == len(val)
+    assert manifest.validation["threshold_source"] == "policy" and manifest.validation["n"] == len(val)
+    assert result.policy is not None and result.policy.threshold == manifest.threshold
+    defender = TransformerDefender(result.model_dir).load()
+    texts = [e.text for e in val]
     labels = np.array([e.label for e in val])
-    assert 0.2 <= threshold <= 0.8
-    from content_arena.training import THRESHOLD_F1_TOLERANCE
-
-    assert threshold == pytest.approx(f1_optimal_threshold(labels, scores, tolerance=THRESHOLD_F1_TOLERANCE)[0])
-    best = f1_optimal_threshold(labels, scores)[1]
-    assert binary_metrics(labels, scores, threshold).f1 >= best - THRESHOLD_F1_TOLERANCE - 1e-9
-    assert binary_metrics(labels, scores, threshold).f1 >= binary_metrics(labels, scores, 0.5).f1
-
-    challenger = train_challenger(result.model_dir, test[:60], tmp_path / "challenger", cfg, val_examples=test[60:120])
-    manifest = read_manifest(challenger.model_dir)
-    assert manifest.threshold == threshold  # 60 validation texts: too few to map it
-    assert manifest.info["threshold_mapping"]["reason"].startswith("kept: 60 validation texts")
+    scores = defender.scores(texts)
+    raw = defender.predict(defender.preprocess(texts))
+    np.testing.assert_allclose(scores, defender.calibrator.apply(raw))
+    assert defender.calibrator.to_dict() == manifest.calibration and defender.operating_point == manifest.operating_point
+    # The threshold flags at most 10% of the validation clean texts, the figure the manifest records.
+    flagged_clean = float(np.mean(scores[labels == 0] >= defender.threshold))
+    assert flagged_clean <= 0.10
+    assert flagged_clean == pytest.approx(manifest.validation["fpr"], abs=0.02)  # float32 scores on reload
 
 
-def test_challenger_threshold_is_its_champions_mapped_through_their_logits(branch_champion, corpus, tmp_path):
-    from content_arena.training.calibration import fit_logit_map
-
+def test_a_challenger_gets_its_own_threshold_by_the_same_policy_on_the_same_validation_texts(
+    branch_champion, corpus, tmp_path
+):
     cfg, result = branch_champion
     train, test = corpus
-    val = test[:250]
-    champion_threshold = read_manifest(result.model_dir).threshold
-    challenger = train_challenger(result.model_dir, train[:300], tmp_path / "challenger", cfg, val_examples=val)
+    val = test[:200]
+    attacked = [type(e)(e.text.replace(" ", ""), e.label) for e in val]  # texts for picking the best epoch only
+    challenger = train_challenger(result.model_dir, train[:300], tmp_path / "challenger", cfg,
+                                  val_examples=val + attacked, policy_examples=val)
     manifest = read_manifest(challenger.model_dir)
-    recorded = manifest.info["threshold_mapping"]
-    assert recorded["reason"].startswith("mapped"), recorded
-    assert recorded["champion_threshold"] == champion_threshold
-    # The recorded line is the one through both models' scores on the validation texts, and the
-    # threshold lies on it.
-    texts = [e.text for e in val]
-    champion_scores = TransformerDefender(result.model_dir).load().scores(texts)
-    challenger_scores = TransformerDefender(challenger.model_dir).load().scores(texts)
-    line = fit_logit_map(champion_scores, challenger_scores)
-    assert recorded["logit_map"]["slope"] == pytest.approx(line.slope, rel=1e-3)
-    assert recorded["logit_map"]["intercept"] == pytest.approx(line.intercept, abs=1e-3)
-    assert manifest.threshold == pytest.approx(line.threshold(champion_threshold), abs=1e-4)
-    assert manifest.threshold != champion_threshold
-
-    kept = load_config(None, home=str(tmp_path / ".arena"),
-                       **{**TINY, "training": {**TINY["training"], "challenger_threshold": "champion"}})
-    same = train_challenger(result.model_dir, train[:300], tmp_path / "kept", kept, val_examples=val)
-    assert read_manifest(same.model_dir).threshold == champion_threshold
+    assert manifest.operating_point == read_manifest(result.model_dir).operating_point
+    assert manifest.validation["n"] == len(val)  # the clean validation texts, not the attacked copies
+    defender = TransformerDefender(challenger.model_dir).load()
+    scores = defender.scores([e.text for e in val])
+    labels = np.array([e.label for e in val])
+    assert float(np.mean(scores[labels == 0] >= defender.threshold)) <= 0.10
 
 
-def test_threshold_stays_configured_with_few_validation_texts_or_tuning_off(corpus, tmp_path):
+def test_with_too_few_validation_texts_the_configured_threshold_is_kept_and_the_manifest_says_why(corpus, tmp_path):
     train, test = corpus
     tiny = {**TINY, "training": {**TINY["training"], "epochs": 1}, "model": {**TINY["model"], "threshold": 0.45}}
-    few = train_champion(train[:200], tmp_path / "few", load_config(None, home=str(tmp_path / "a"), **tiny),
-                         val_examples=test[:50])
-    assert read_manifest(few.model_dir).threshold == 0.45
-    off = {**tiny, "training": {**tiny["training"], "tune_threshold": False}}
-    fixed = train_champion(train[:200], tmp_path / "off", load_config(None, home=str(tmp_path / "b"), **off),
-                           val_examples=test[:250])
-    assert read_manifest(fixed.model_dir).threshold == 0.45
+    cfg = load_config(None, home=str(tmp_path / "a"), **tiny)
+    few = train_champion(train[:200], tmp_path / "few", cfg, val_examples=test[:12])
+    manifest = read_manifest(few.model_dir)
+    assert manifest.threshold == 0.45 and manifest.calibration["kind"] == "identity"
+    assert manifest.validation["threshold_source"] == "configured" and "not applied" in manifest.validation["reason"]
+    none = train_champion(train[:200], tmp_path / "none", cfg)
+    assert read_manifest(none.model_dir).threshold == 0.45
+    assert "no validation texts" in read_manifest(none.model_dir).validation["reason"]
+
+
+def test_a_model_saved_without_a_policy_loads_with_its_stored_threshold_and_a_warning(champion, corpus, tmp_path,
+                                                                                      caplog):
+    from content_arena.defender.artifacts import write_manifest
+
+    _, result = champion
+    old = tmp_path / "old-model"
+    shutil.copytree(result.model_dir, old)
+    manifest = read_manifest(old)
+    manifest.operating_point = manifest.calibration = manifest.validation = None
+    manifest.threshold = 0.37
+    write_manifest(old, manifest)
+    with caplog.at_level(logging.WARNING, logger="content_arena.defender.transformer"):
+        defender = TransformerDefender(old).load()
+        TransformerDefender(old).load()
+    assert defender.threshold == 0.37 and defender.calibrator.is_identity and defender.operating_point is None
+    assert caplog.text.count("without an operating point") == 1  # once per model, not per load
+    texts = [e.text for e in corpus[1][:20]]
+    np.testing.assert_array_equal(defender.scores(texts), defender.predict(defender.preprocess(texts)))
 
 
 def test_patience_stops_when_validation_stops_improving_and_keeps_the_best_epoch():

@@ -310,7 +310,7 @@ def run_pipeline(cfg: ArenaConfig, *, console: Any | None = None) -> PipelineSum
         with ws.registry.run("challenger", tags={"stage": "train", "battle_id": battle.battle_id}) as run:
             result = train_challenger(
                 champion.model_dir, challenger_train, ws.work_dir / f"challenger-b{battle.battle_id[:8]}", cfg,
-                val_examples=robustness_validation_set(val, strategies), tracker=run,
+                val_examples=robustness_validation_set(val, strategies), policy_examples=val, tracker=run,
             )
             challenger_version = register_model(ws, result, run, status="challenger", alias=None)
             ws.registry.set_alias(CHALLENGER, challenger_version)

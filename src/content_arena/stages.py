@@ -356,7 +356,8 @@ def train(
         with ws.registry.run("challenger", tags={"stage": "train", "battle_id": battle_id or ""}) as run:
             result = train_challenger(
                 champion_dir, rows, model_dir, cfg,
-                val_examples=robustness_validation_set(splits["val"], _strategies(cfg)), tracker=run,
+                val_examples=robustness_validation_set(splits["val"], _strategies(cfg)), policy_examples=splits["val"],
+                tracker=run,
             )
             version = register_model(ws, result, run, status="challenger", alias=CHALLENGER)
             ws.registry.set_alias(CHALLENGER, version)

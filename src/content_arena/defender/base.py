@@ -1,8 +1,10 @@
 """The defender lifecycle: load → preprocess → predict → postprocess.
 
 One base class, one subclass per runtime (the same shape as KServe's ``Model``). Callers use
-:meth:`Defender.classify` for labelled results or :meth:`Defender.scores` for raw toxic
-probabilities; both take a batch. A defender is loaded once and reused; :meth:`reload` swaps in
+:meth:`Defender.classify` for labelled results or :meth:`Defender.scores` for calibrated toxic
+probabilities (the model's raw probability through its saved calibrator, see
+:mod:`~content_arena.defender.calibration`); both take a batch. ``threshold`` applies to the calibrated
+score: it is the one the model's operating point chose on the same scale. A defender is loaded once and reused; :meth:`reload` swaps in
 new weights without changing the object callers hold.
 """
 
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
+from content_arena.defender.calibration import Calibrator
 from content_arena.defender.normalizer import normalize_many
 
 if TYPE_CHECKING:
@@ -36,6 +39,10 @@ class Defender(abc.ABC):
 
     #: Set by :meth:`load` when the model came with one (see :mod:`~content_arena.defender.recognizer`).
     recognizer: WordRecognizer | None = None
+    #: Raw model probability -> calibrated probability; identity for models saved without calibration.
+    calibrator: Calibrator = Calibrator()
+    #: The policy that chose ``threshold`` (``{"metric", "value"}``), None when the model has none.
+    operating_point: dict[str, Any] | None = None
 
     def __init__(self, name: str = "content-filter", threshold: float = 0.5, batch_size: int = 64):
         self.name = name
@@ -62,7 +69,11 @@ class Defender(abc.ABC):
 
     @abc.abstractmethod
     def predict(self, texts: Sequence[str]) -> np.ndarray:
-        """Toxic probability for each preprocessed text, as a float array."""
+        """The model's raw toxic probability for each preprocessed text, as a float array."""
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities for raw ones from :meth:`predict` (unchanged without a calibrator)."""
+        return raw if self.calibrator.is_identity else self.calibrator.apply(raw)
 
     def postprocess(self, scores: np.ndarray) -> list[Classification]:
         flags = scores >= self.threshold
@@ -73,15 +84,24 @@ class Defender(abc.ABC):
         ]
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated toxic probability of each text, in order.
+
+        Args:
+            texts: raw texts.
+
+        Returns:
+            One float per text.
+        """
         if not self.ready:
             raise DefenderNotReady(f"defender {self.name!r} is not loaded")
         if len(texts) == 0:
             return np.zeros(0, dtype=np.float32)
         with self._lock:
-            return self.predict(self.preprocess(texts))
+            return self.calibrate(self.predict(self.preprocess(texts)))
 
     def classify(self, texts: Sequence[str]) -> list[Classification]:
         return self.postprocess(self.scores(texts))
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "threshold": self.threshold, "ready": self.ready}
+        return {"name": self.name, "version": self.version, "threshold": self.threshold, "ready": self.ready,
+                "operating_point": self.operating_point, "calibration": self.calibrator.kind}

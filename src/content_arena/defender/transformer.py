@@ -10,12 +10,23 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from content_arena.defender.artifacts import TOKENIZER_FILE, ModelNotFound, verify_model_dir
+from content_arena.defender.artifacts import (
+    MANIFEST_FILE,
+    TOKENIZER_FILE,
+    ModelIntegrityError,
+    ModelNotFound,
+    read_manifest,
+    verify_model_dir,
+)
 from content_arena.defender.base import Defender
+from content_arena.defender.calibration import Calibrator
 from content_arena.defender.recognizer import WordRecognizer
 from content_arena.defender.token_ids import TokenEncoder, encoder_for
 
 log = logging.getLogger(__name__)
+
+# Directories already warned about, so a service that reloads the same model logs it once.
+_WARNED_WITHOUT_POLICY: set[str] = set()
 
 
 class TransformerDefender(Defender):
@@ -54,7 +65,11 @@ class TransformerDefender(Defender):
 
         if not self.model_dir.exists():
             raise ModelNotFound(f"no defender at {self.model_dir}")
-        manifest = verify_model_dir(self.model_dir) if self.verify else None
+        # Unverified, the manifest is still read when present: the threshold and calibration live there.
+        if self.verify:
+            manifest = verify_model_dir(self.model_dir)
+        else:
+            manifest = read_manifest(self.model_dir) if (self.model_dir / MANIFEST_FILE).is_file() else None
         tokenizer_path = self.model_dir / TOKENIZER_FILE
         if not tokenizer_path.is_file():
             raise ModelNotFound(f"no defender at {self.model_dir}: {TOKENIZER_FILE} is missing")
@@ -65,9 +80,20 @@ class TransformerDefender(Defender):
         )
         model.to(self.device).eval()
         recognizer = WordRecognizer.load(self.model_dir)
+        try:
+            calibrator = Calibrator.from_dict(manifest.calibration) if manifest is not None else Calibrator()
+        except ValueError as exc:
+            raise ModelIntegrityError(f"{self.model_dir}: the calibration in {MANIFEST_FILE} is unreadable: {exc}") from None
+        if manifest is not None and manifest.operating_point is None and str(self.model_dir) not in _WARNED_WITHOUT_POLICY:
+            _WARNED_WITHOUT_POLICY.add(str(self.model_dir))
+            log.warning("defender at %s was saved without an operating point: its stored threshold %.3f is used "
+                        "on uncalibrated scores; retrain it to get a policy threshold", self.model_dir,
+                        manifest.threshold)
         with self._lock:
             self.recognizer = recognizer
+            self.calibrator = calibrator
             if manifest is not None:
+                self.operating_point = manifest.operating_point
                 self.max_length = manifest.max_length
                 if self._threshold_override is None:
                     self.threshold = manifest.threshold
@@ -98,6 +124,7 @@ class TransformerDefender(Defender):
         return out
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw toxic probabilities (softmax of the logits) for preprocessed texts; :meth:`scores` calibrates them."""
         logits = self.logits(texts)
         shifted = logits - logits.max(axis=1, keepdims=True)
         probs = np.exp(shifted)

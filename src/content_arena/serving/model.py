@@ -11,8 +11,9 @@ on KServe's REST data planes:
 
 ``preprocess`` decodes either protocol into texts and applies the defender's normaliser (the same
 :meth:`Defender.preprocess` every other caller goes through); ``predict`` scores the whole request as
-one batch (the defender cuts it into length-sorted mini-batches) in a worker thread, so health
-probes keep answering while it runs; ``postprocess`` applies the model's threshold and encodes the
+one batch (the defender cuts it into length-sorted mini-batches) and calibrates the scores with the
+model's saved calibrator, in a worker thread, so health probes keep answering while it runs;
+``postprocess`` applies the model's policy threshold and encodes the
 answer in the request's protocol. Requests and verdicts are counted for Prometheus by Knative
 revision (see :mod:`content_arena.serving.metrics`).
 """
@@ -188,8 +189,10 @@ class DefenderModel(Model):
         return self.defender
 
     def _score(self, texts: list[str]) -> np.ndarray:
+        """Calibrated scores of preprocessed texts: the same ``toxic_score`` the library and the API give."""
         with self._lock:
-            return self._defender().predict(texts)
+            defender = self._defender()
+            return defender.calibrate(defender.predict(texts))
 
 
 def _v1_texts(payload: dict[str, Any]) -> list[str]:
