@@ -194,7 +194,6 @@ def train_recipe(ctx: Context, split: Split, recipe: Recipe, unlabeled: list[str
     policy = policy_of(cfg)
     if manifest.operating_point != policy:
         raise RuntimeError(f"the champion was saved at {manifest.operating_point}, not the configured {policy}")
-    _SHIM_calibrate(model, manifest.calibration)
     info = {"train_seconds": seconds, "n_fit": len(fit), "n_val": len(split.val), "threshold": model.threshold,
             "policy": policy, "validation": manifest.validation, "calibration": (manifest.calibration or {}).get("kind"), "families": recipe.families(cfg), "overrides": {"model": recipe.model,
                                                                               "training": recipe.training},
@@ -218,21 +217,9 @@ def train_baseline(split: Split, cfg: Any, *,
     fitted = fit_policy([e.label for e in split.val], raw, cfg.defender.operating_point,
                         calibration=cfg.defender.calibration, fallback_threshold=cfg.model.threshold)
     model.calibrator, model.threshold = fitted.calibrator, fitted.threshold
-    _SHIM_calibrate(model, fitted.calibrator.to_dict())
     return model, {"train_seconds": time.perf_counter() - started, "n_fit": len(split.fit),
                    "n_val": len(split.val), "threshold": fitted.threshold, "policy": policy_of(cfg),
                    "validation": fitted.validation_record(), "calibration": fitted.calibrator.kind}
-
-
-def _SHIM_calibrate(model: Any, record: Any) -> None:  # noqa: N802  TEMPORARY until the runtime calibration lands
-    from content_arena.defender.calibration import Calibrator
-
-    if hasattr(type(model), "calibrate"):
-        return
-    calibrator = Calibrator.from_dict(record)
-    model.calibrator = calibrator
-    scores = model.scores
-    model.scores = lambda texts: calibrator.apply(scores(texts))
 
 
 # -- judging ----------------------------------------------------------------------------------------
