@@ -62,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
              f"{meta['seconds']:.0f} s; load average {load[0]} at start on {meta['cpu_count']} cores; "
              "every figure beside a baseline measured in this run)")
     print_table(title, table_rows(payload))
+    if payload["details"].get("quality", {}).get("summaries"):
+        from bench.quality import markdown
+
+        print("\nQuality at the policy point (markdown):\n")
+        print("\n".join(markdown(payload["details"]["quality"])))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str))

@@ -130,6 +130,7 @@ class Context:
         self.details: dict[str, Any] = {}
         self._model_dirs: dict[bool, Path] = {}
         self._texts: list[str] | None = None
+        self.judged: Any = None  # the quality section's models and figures (bench.quality.Judged), for later sections
 
     def config(self, home: Path, **overrides: Any) -> Any:
         from content_arena.config import load_config

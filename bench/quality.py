@@ -115,6 +115,11 @@ def rule_strategy_names() -> list[str]:
     return [name for name in available_strategies() if name not in NOT_RULES]
 
 
+def is_level(name: str) -> bool:
+    """Whether ``name`` is a difficulty level (a stack of families), not a family of its own."""
+    return "_level" in name
+
+
 def adversarial_set(test: Sequence[Example], names: Sequence[str] | None = None) -> AdversarialSet:
     from content_arena.attacks import resolve_strategies
     from content_arena.evaluation import AdversarialSet
@@ -418,6 +423,7 @@ def run_quality(ctx: Context) -> list[dict[str, Any]]:
         raise Skip(f"BEEP! data not found at {BEEP_TRAIN} (../shared is absent: {SHARED})")
     splits = beep_splits(ctx.sizes)
     judged = compare(ctx, splits)
+    ctx.judged = judged  # quality_holdout reads the same splits' figures instead of training them again
     subsample = ctx.sizes.quality_train is not None or ctx.sizes.quality_test is not None
     note = (f"subsample: {len(splits[0].train)} train / {len(splits[0].test)} test" if subsample else "")
     rows = quality_rows(judged.summaries, judged.policy, note)
@@ -452,10 +458,18 @@ def holdout(ctx: Context, splits: Sequence[Split], recipe: Recipe = DEFAULT_RECI
     cfg = ctx.config(ctx.workdir / "holdout-home", training=dict(recipe.training), model=dict(recipe.model))
     families = recipe.families(cfg)
     names = rule_strategy_names()
-    judged = compare(ctx, splits, recipe, with_korcen=False)
-    out: dict[str, Any] = {"recipe": recipe.name, "families": families, "policy": judged.policy,
-                           "full": {n: judged.summaries[CHAMPION]["per_strategy"][n]["evasion"] for n in names},
-                           "baseline": {n: judged.summaries[BASELINE]["per_strategy"][n]["evasion"] for n in names},
+    seeds = [s.seed for s in splits]
+    earlier: Judged | None = getattr(ctx, "judged", None)
+    if recipe is DEFAULT_RECIPE and earlier is not None and set(seeds) <= {j["split_seed"] for j in
+                                                                         earlier.per_split[CHAMPION]}:
+        per_split, policy = earlier.per_split, earlier.policy
+    else:
+        judged = compare(ctx, splits, recipe, with_korcen=False)
+        per_split, policy = judged.per_split, judged.policy
+    summaries = {m: aggregate([j for j in per_split[m] if j["split_seed"] in seeds]) for m in (CHAMPION, BASELINE)}
+    out: dict[str, Any] = {"recipe": recipe.name, "families": families, "policy": policy,
+                           "full": {n: summaries[CHAMPION]["per_strategy"][n]["evasion"] for n in names},
+                           "baseline": {n: summaries[BASELINE]["per_strategy"][n]["evasion"] for n in names},
                            "held_out": {}}
     unlabeled = unlabeled_texts(ctx.sizes.quality_unlabeled)
     for family in families:
@@ -463,7 +477,7 @@ def holdout(ctx: Context, splits: Sequence[Split], recipe: Recipe = DEFAULT_RECI
         values = []
         for split in splits:
             model, _ = train_recipe(ctx, split, reduced, unlabeled)
-            values.append(judge(model, adversarial_set(split.test, [family]), judged.policy)["per_strategy"][family]
+            values.append(judge(model, adversarial_set(split.test, [family]), policy)["per_strategy"][family]
                           ["evasion"])
         mean, sd = mean_sd(values)
         out["held_out"][family] = {"mean": mean, "sd": sd, "splits": values}
@@ -483,7 +497,7 @@ def run_quality_holdout(ctx: Context) -> list[dict[str, Any]]:
     if not result["families"]:
         note = (f"the default recipe trains on no rule family, so every family is unseen: its evasion beside the "
                 f"baseline's; mean of {n} split(s)")
-        for i, name in enumerate(rule_strategy_names()):
+        for i, name in enumerate(n for n in rule_strategy_names() if not is_level(n)):
             full, base = result["full"][name], result["baseline"][name]
             rows.append(row("quality_holdout", f"unseen family evasion: {name}", "", full["mean"], BASELINE,
                             base["mean"], others={"sd": full["sd"], "baseline sd": base["sd"]},
@@ -495,3 +509,36 @@ def run_quality_holdout(ctx: Context) -> list[dict[str, Any]]:
                         base["mean"], others={"sd": held["sd"], "baseline sd": base["sd"], "trained on it": full["mean"]},
                         note=f"champion trained without {family}; mean of {n} split(s)" if i == 0 else ""))
     return rows
+
+
+def markdown(details: dict[str, Any]) -> list[str]:
+    """The quality section's headline figures as a markdown table (mean ± sd over splits), champion beside
+    the baseline: what the README's quality table shows."""
+    summaries, policy = details["summaries"], details["policy"]
+    champion, baseline = summaries[CHAMPION], summaries[BASELINE]
+    n = len(details["split_seeds"])
+
+    def cell(summary: dict[str, Any], key: str) -> str:
+        value = summary[key]
+        return "—" if value["mean"] is None else f"{value['mean']:.3f} ± {value['sd']:.3f}"
+
+    lines = [f"| BEEP!, {n} splits, policy {policy['metric']} {policy['value']:g} (mean ± sd) | champion | "
+             f"{BASELINE} |", "|---|---|---|"]
+    for key, label, _ in FIGURES:
+        if key in champion:
+            lines.append(f"| {label} | {cell(champion, key)} | {cell(baseline, key)} |")
+    for key, label, unit in (("worst_evasion", "worst rule-strategy evasion", ""),
+                             ("worst_rise_points", "worst attacked-clean FPR rise", " pts")):
+        lines.append(f"| {label} | {champion[key]['mean']:.3f}{unit} ({champion[key]['strategy']}) | "
+                     f"{baseline[key]['mean']:.3f}{unit} ({baseline[key]['strategy']}) |")
+    total = champion["n_strategies"]
+    lines.append(f"| strategies over {MAX_STRATEGY_EVASION:.0%} evasion / over {MAX_STRATEGY_RISE_POINTS:g} pts rise "
+                 f"(of {total}) | {champion['n_evasion_over']} / {champion['n_rise_over']} | "
+                 f"{baseline['n_evasion_over']} / {baseline['n_rise_over']} |")
+    train = {m: summaries[m]["train_seconds"] for m in (CHAMPION, BASELINE)}
+    lines.append(f"| training time (s) | {train[CHAMPION]['mean']:.1f} ± {train[CHAMPION]['sd']:.1f} | "
+                 f"{train[BASELINE]['mean']:.1f} ± {train[BASELINE]['sd']:.1f} |")
+    rates = details.get("scoring_rate_cold") or {}
+    if rates:
+        lines.append(f"| texts/s, batch 64, word caches emptied | {rates[CHAMPION]:,.0f} | {rates[BASELINE]:,.0f} |")
+    return lines

@@ -16,11 +16,13 @@ here changes the product's defaults.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +55,37 @@ CANDIDATES: dict[str, Recipe] = {
                               note="one garbled variant (label 0) of every clean fit text, the families in turn"),
     "harden": Recipe("harden", training={"harden_strategies": list(EVADING_FAMILIES)},
                      note="training.harden_strategies: one variant of every fit text, labels kept"),
+    "buckets-512k": Recipe("buckets-512k", model={"ngram_buckets": 524_288, "ngram_dim": 16},
+                           note="4x the hash buckets (fewer collisions), a quarter of the dimensions (same table size)"),
+    "plain-lr": Recipe("plain-lr", note="n-gram branch without NBSVM scaling (bench-side patch, no config knob)"),
+    "phonetic-fold": Recipe("phonetic-fold", model={"ngram_phonetic_fold": True}),
     "harden-levels": Recipe("harden-levels", training={"harden_strategies": ["ko_level2", "ko_level3"]},
                             note="training.harden_strategies with the stacked difficulty levels"),
 }
+
+
+@contextlib.contextmanager
+def _plain_lr() -> Iterator[None]:
+    """The n-gram branch solved without NBSVM scaling (every feature's scale 1): a plain TF-IDF logistic
+    regression, as the baseline is. An experiment-only patch of the solver, undone on exit."""
+    from content_arena.training import ngram_solver
+
+    original = ngram_solver._log_count_ratio
+
+    def ones(features: Any, labels: Any, buckets: int) -> Any:
+        import torch
+
+        return torch.ones(buckets)
+
+    ngram_solver._log_count_ratio = ones
+    try:
+        yield
+    finally:
+        ngram_solver._log_count_ratio = original
+
+
+# Candidates that need a bench-side patch of the product (no config knob exists): name -> context manager.
+PATCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {"plain-lr": _plain_lr}
 
 
 def _kiwi(examples: list[Any]) -> Any:
@@ -100,8 +130,9 @@ def run(name: str, seeds: list[int], *, quick: bool, threads: int | None, extras
     with tempfile.TemporaryDirectory(prefix="arena-recipe-") as tmp:
         ctx = harness.Context(sizes, threads=n_threads, quick=quick, workdir=Path(tmp))
         for split in beep_splits(sizes, seeds):
-            judged = compare(ctx, [split], recipe, with_korcen=False,
-                             extras=dict(EXTRAS[e] for e in extras))
+            with PATCHES.get(name, contextlib.nullcontext)():
+                judged = compare(ctx, [split], recipe, with_korcen=False,
+                                 extras=dict(EXTRAS[e] for e in extras))
             texts = [e.text for e in split.test][: sizes.texts]
             rates = {m: cold_scoring_rate(model, texts, sizes.repeats) for m, model in judged.first_models.items()}
             record = {"candidate": name, "scoring_rate_cold": rates, "recipe": {"model": recipe.model, "training": recipe.training,

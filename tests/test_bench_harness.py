@@ -111,7 +111,7 @@ def test_quality_compares_the_champion_with_the_baseline_at_the_policy_point(pay
 
 def test_each_model_is_judged_at_the_threshold_its_own_validation_scores_give_by_the_policy(
         seed_comparison: tuple[Any, Any]) -> None:
-    from bench.quality import BASELINE, CHAMPION, quality_rows
+    from bench.quality import BASELINE, CHAMPION, markdown, quality_rows
 
     from content_arena.metrics import binary_metrics
     from content_arena.operating_point import OperatingPoint, choose_threshold
@@ -146,6 +146,10 @@ def test_each_model_is_judged_at_the_threshold_its_own_validation_scores_give_by
     assert recall["baseline"] == BASELINE and recall["baseline_value"] == pytest.approx(
         judged.per_split[BASELINE][0]["recall"])
     assert "policy fpr 0.1" in rows["threshold (chosen on validation)"]["note"]
+    table = markdown({"summaries": judged.summaries, "policy": judged.policy, "split_seeds": [split.seed]})
+    assert table[0].startswith("| BEEP!, 1 splits, policy fpr 0.1 (mean ± sd) | champion | tfidf-lr+norm |")
+    recall_line = next(line for line in table if line.startswith("| recall at the policy point |"))
+    assert f"{judged.per_split[CHAMPION][0]['recall']:.3f} ± 0.000" in recall_line
 
 
 def test_strategy_limits_are_counted_on_the_means_over_splits() -> None:
