@@ -31,7 +31,7 @@ def workdir(tmp_path):
     (tmp_path / "arena.yaml").write_text(yaml.safe_dump({"home": str(tmp_path / ".arena"), **TINY}))
     data = tmp_path / "data.csv"
     rows = ["text,label"]
-    for i in range(40):
+    for i in range(120):  # 24 validation texts in `arena train`'s 10% split: enough for a policy threshold
         rows.append(f"이 미친 씨발놈아 {i},1")
         rows.append(f"오늘 날씨가 좋네요 {i},0")
     data.write_text("\n".join(rows) + "\n", encoding="utf-8")
@@ -52,14 +52,23 @@ def test_train_evaluate_models_and_battle(workdir):
     assert evaluated.returncode == 0, evaluated.stderr
     report = last_json(evaluated.stdout)
     assert {"n", "f1", "precision", "recall", "auroc", "fpr", "attacks"} <= set(report)
-    assert report["n"] == 80
+    # evaluate --json carries the policy fields: everything is judged at the threshold the policy chose
+    assert {"threshold", "operating_point", "pr_auc", "ece", "reliability"} <= set(report)
+    assert report["operating_point"] == {"metric": "fpr", "value": 0.1}
+    assert 0.0 < report["threshold"] <= 1.0 and report["fpr"] <= 0.1 and 0.0 <= report["ece"] <= 1.0
+    assert sum(b["count"] for b in report["reliability"]) == report["n"] == 240
     assert set(report["attacks"]) == {"nfd", "spacing"}
     assert set(report["attacks"]["nfd"]) >= {"evasion_rate", "attacked_clean_fpr", "n_detected"}
 
-    listed = arena("models", "--json", cwd=workdir)
+    listed = arena("models", "--json", cwd=workdir, env={"COLUMNS": "200"})  # a table wide enough for one line
     assert listed.returncode == 0, listed.stderr
     versions = last_json(listed.stdout)["versions"]
     assert versions[0]["version"] == 1 and versions[0]["aliases"] == ["champion"]
+    # the threshold and the policy that chose it, from the registered manifest
+    assert versions[0]["threshold"] == report["threshold"]
+    assert versions[0]["operating_point"] == {"metric": "fpr", "value": 0.1}
+    assert versions[0]["calibration"] == "platt"  # 24 validation texts: too few for isotonic
+    assert "fpr <= 0.10" in listed.stderr
 
     fought = arena("battle", "--rounds", "12", "--strategy", "jamo_split", "--json", cwd=workdir)
     assert fought.returncode == 0, fought.stderr

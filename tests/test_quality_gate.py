@@ -9,13 +9,16 @@ from content_arena.model_promoter import compare
 from content_arena.quality_gate import Decision, check_quality
 
 
-def report(f1: float, evaded: dict[str, int], *, fpr: float = 0.05, attacked_fpr: float = 0.05) -> EvaluationReport:
-    clean = BinaryMetrics(n=200, f1=f1, precision=f1, recall=f1, auroc=0.95, fpr=fpr, accuracy=f1)
+def report(f1: float, evaded: dict[str, int], *, fpr: float = 0.05, attacked_fpr: float = 0.05,
+           recall: float | None = None, threshold: float = 0.5) -> EvaluationReport:
+    recall = f1 if recall is None else recall
+    clean = BinaryMetrics(n=200, f1=f1, precision=f1, recall=recall, auroc=0.95, fpr=fpr, accuracy=f1)
     attacks = {
         name: StrategyResult(evasion_rate=n / 100, attacked_clean_fpr=attacked_fpr, n_detected=100, n_evaded=n, n_clean=100)
         for name, n in evaded.items()
     }
-    return EvaluationReport(clean=clean, attacks=attacks)
+    return EvaluationReport(clean=clean, attacks=attacks, threshold=threshold,
+                            operating_point={"metric": "fpr", "value": 0.1})
 
 
 CFG = QualityGateConfig()
@@ -88,8 +91,8 @@ def test_trigger_happy_model_fails_on_attacked_clean_fpr():
 
 def test_all_reasons_are_reported_together():
     result = check_quality(report(0.5, {"a": 90}, attacked_fpr=0.9), CFG, reference_f1=0.9)
-    # overall evasion, strategy a's evasion, F1, F1 drop, attacked-clean FPR
-    assert len(result.reasons) == 5
+    # overall evasion, strategy a's evasion, F1, recall, F1 drop, attacked-clean FPR
+    assert len(result.reasons) == 6
 
 
 def test_promote_only_when_more_robust_and_f1_holds():
@@ -116,3 +119,22 @@ def test_robustness_weighs_evasion_and_attacked_clean_fpr_together():
     # ... and a challenger that trades fewer evasions for more flagged garbage is not more robust.
     flags_more = compare(report(0.90, {"a": 10}, attacked_fpr=0.10), report(0.90, {"a": 4}, attacked_fpr=0.17), CFG)
     assert not flags_more.promote and "not more robust" in flags_more.reasons[0]
+
+
+def test_the_gate_fails_when_recall_at_the_policy_point_is_below_min_recall():
+    result = check_quality(report(0.9, {"nfd": 5}, recall=0.55, threshold=0.71), CFG)
+    assert CFG.min_recall == 0.60
+    assert result.decision is Decision.FAIL and len(result.reasons) == 1
+    assert result.reasons[0] == "recall 0.550 < min_recall 0.600 at threshold 0.710 (fpr <= 0.10)"
+    assert result.checks["recall"] == 0.55 and result.checks["threshold"] == 0.71
+    assert result.checks["operating_point"] == {"metric": "fpr", "value": 0.1}
+    assert check_quality(report(0.9, {"nfd": 5}, recall=0.60), CFG).passed  # at the limit passes
+    assert check_quality(report(0.9, {"nfd": 5}, recall=0.55), QualityGateConfig(min_recall=0.5)).passed
+
+
+def test_the_promoter_reports_each_model_at_its_own_threshold():
+    champion = report(0.90, {"a": 40}, threshold=0.62)
+    challenger = report(0.89, {"a": 10}, threshold=0.81, recall=0.8)
+    decided = compare(champion, challenger, CFG)
+    assert decided.promote and "at thresholds 0.620 → 0.810" in decided.reasons[0]
+    assert decided.deltas["threshold"] == pytest.approx(0.19) and decided.deltas["recall"] == pytest.approx(-0.1)

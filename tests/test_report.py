@@ -56,13 +56,17 @@ def test_report_has_charts_beside_it_and_tables(loop_report: dict[str, Any]) -> 
     assert path.name == "index.html" and path.is_file()
 
     sources = re.findall(r'<img src="([^"]+)"', page)
-    assert sorted(sources) == ["evasion_by_strategy.png", "quality_by_version.png"]
+    assert sorted(sources) == ["evasion_by_strategy.png", "quality_by_version.png", "reliability.png"]
     for name in sources:
         image = path.parent / name
         assert image.is_file() and image.read_bytes()[:8] == PNG_MAGIC, name
         assert "/" not in name  # relative, beside the page
     assert "<script" not in page and "http://" not in page and "https://" not in page  # self-contained
 
+    # the champion's policy threshold and the calibration of its scores on the held-out texts
+    calibration = html.unescape(page.split('<p id="calibration">')[1].split("</p>")[0])
+    assert re.search(r"threshold \d\.\d{3}, chosen by the policy fpr ≤ 0\.10 on validation texts", re.sub("<[^>]+>", "", calibration))
+    assert re.search(r"expected calibration error \d\.\d{3}", re.sub("<[^>]+>", "", calibration))
     for table_id in ("versions", "per-strategy", "history", "battles"):
         assert f'<table id="{table_id}">' in page, table_id
     versions = 2 if summary["challenger"] else 1

@@ -436,6 +436,7 @@ def test_with_too_few_validation_texts_the_configured_threshold_is_kept_and_the_
     few = train_champion(train[:200], tmp_path / "few", cfg, val_examples=test[:12])
     manifest = read_manifest(few.model_dir)
     assert manifest.threshold == 0.45 and manifest.calibration["kind"] == "identity"
+    assert manifest.operating_point is None and manifest.validation["requested"] == {"metric": "fpr", "value": 0.1}
     assert manifest.validation["threshold_source"] == "configured" and "not applied" in manifest.validation["reason"]
     none = train_champion(train[:200], tmp_path / "none", cfg)
     assert read_manifest(none.model_dir).threshold == 0.45
@@ -457,7 +458,7 @@ def test_a_model_saved_without_a_policy_loads_with_its_stored_threshold_and_a_wa
         defender = TransformerDefender(old).load()
         TransformerDefender(old).load()
     assert defender.threshold == 0.37 and defender.calibrator.is_identity and defender.operating_point is None
-    assert caplog.text.count("without an operating point") == 1  # once per model, not per load
+    assert caplog.text.count("saved before operating points existed") == 1  # once per model, not per load
     texts = [e.text for e in corpus[1][:20]]
     np.testing.assert_array_equal(defender.scores(texts), defender.predict(defender.preprocess(texts)))
 

@@ -243,7 +243,7 @@ def evaluate(
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Clean metrics and per-strategy evasion of a defender on a labelled file."""
+    """Clean metrics and per-strategy evasion of a defender on a labelled file, at its policy threshold."""
     from content_arena.attacks import resolve_strategies
     from content_arena.data import load_examples
     from content_arena.defender import load_defender
@@ -265,8 +265,10 @@ def evaluate(
         table.add_row(name, _fmt(r.evasion_rate), _fmt(r.attacked_clean_fpr), str(r.n_detected))
     stderr.print(table)
     stderr.print(
-        f"F1 {_fmt(report.clean.f1)}  precision {_fmt(report.clean.precision)}  recall {_fmt(report.clean.recall)}"
-        f"  AUROC {_fmt(report.clean.auroc)}  FPR {_fmt(report.clean.fpr)}"
+        f"at threshold {_fmt(report.threshold)} ({_policy(report.operating_point)}): "
+        f"recall {_fmt(report.clean.recall)}  precision {_fmt(report.clean.precision)}  FPR {_fmt(report.clean.fpr)}"
+        f"  F1 {_fmt(report.clean.f1)}  AUROC {_fmt(report.clean.auroc)}  PR-AUC {_fmt(report.clean.pr_auc)}"
+        f"  ECE {_fmt(report.clean.ece)}"
     )
     if json_out:
         _emit_json(result)
@@ -320,7 +322,7 @@ def battle(
 @app.command()
 @cli_command
 def models(config: ConfigOpt = None, json_out: JsonOpt = False, verbose: VerboseOpt = False) -> None:
-    """List registered defender versions, their aliases and recorded metrics."""
+    """List registered defender versions: aliases, threshold and the policy that chose it, recorded metrics."""
     from content_arena.orchestrator import Workspace
 
     cfg = _setup(config, verbose)
@@ -328,17 +330,52 @@ def models(config: ConfigOpt = None, json_out: JsonOpt = False, verbose: Verbose
     versions = ws.registry.versions()
     rows = []
     table = Table(title=f"registered model {ws.registry.model_name}")
-    for column in ("version", "aliases", "status", "mode", "clean F1", "evasion"):
+    for column in ("version", "aliases", "status", "mode", "threshold", "policy", "clean F1", "evasion"):
         table.add_column(column)
     for info in versions:
         record = ws.store.get_model(ws.registry.model_name, info.version)
         metrics = (record.metrics if record else None) or {}
-        rows.append({**info.to_dict(), "status": record.status if record else None, "metrics": metrics})
+        manifest = _registered_manifest(ws.registry, info.run_id)
+        decision = {
+            "threshold": manifest.threshold if manifest else None,
+            "operating_point": manifest.operating_point if manifest else None,
+            "calibration": (manifest.calibration or {}).get("kind", "identity") if manifest else None,
+            "validation": manifest.validation if manifest else None,
+        }
+        rows.append({**info.to_dict(), "status": record.status if record else None, **decision, "metrics": metrics})
         table.add_row(str(info.version), ",".join(info.aliases) or "—", record.status if record else "—",
-                      info.tags.get("mode", "—"), _fmt(metrics.get("clean_f1")), _fmt(metrics.get("evasion_rate")))
+                      info.tags.get("mode", "—"), _fmt(decision["threshold"]),
+                      _policy(decision["operating_point"]) if manifest else "—",
+                      _fmt(metrics.get("clean_f1")), _fmt(metrics.get("evasion_rate")))
     stderr.print(table)
     if json_out:
         _emit_json({"name": ws.registry.model_name, "versions": rows})
+
+
+def _policy(point: dict[str, Any] | None) -> str:
+    """``fpr <= 0.10`` for an operating point; ``stored threshold`` for a model without one."""
+    if not point:
+        return "stored threshold"
+    from content_arena.operating_point import OperatingPoint
+
+    return OperatingPoint.from_dict(point).describe()
+
+
+def _registered_manifest(registry: Any, run_id: str | None) -> Any:
+    """The manifest of a registered version, read from its run's artifacts (one small file); None if unreadable."""
+    import tempfile
+
+    from content_arena.defender.artifacts import MANIFEST_FILE, read_manifest
+
+    if not run_id:
+        return None
+    try:
+        with tempfile.TemporaryDirectory(prefix="arena-manifest-") as tmp:
+            path = Path(registry.client.download_artifacts(run_id, f"model/{MANIFEST_FILE}", tmp))
+            return read_manifest(path.parent)
+    except Exception as exc:  # a listing goes on without one version's manifest
+        logging.getLogger(__name__).warning("cannot read the manifest of run %s: %s", run_id, exc)
+        return None
 
 
 @app.command()

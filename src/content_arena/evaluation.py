@@ -1,8 +1,11 @@
 """Evaluate a defender on a clean set and on attacked copies of it.
 
-Evasion rate of a strategy = among toxic texts the defender flags in their clean form, the share
-whose attacked variant it no longer flags. Attacked-clean FPR = share of attacked *clean* texts it
-flags: a defender that flags every garbled text would otherwise look robust.
+Everything is judged at the defender's own threshold, the one its operating point chose on validation
+texts (``Defender.threshold``), on its calibrated scores. Evasion rate of a strategy = among toxic texts
+the defender flags in their clean form, the share whose attacked variant it no longer flags.
+Attacked-clean FPR = share of attacked *clean* texts it flags: a defender that flags every garbled text
+would otherwise look robust. The clean metrics add the threshold-free ranking (AUROC, PR-AUC) and the
+calibration of the scores (expected calibration error and the reliability curve).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 from content_arena.attacks import Strategy
 from content_arena.data import Example
 from content_arena.defender import Defender
-from content_arena.metrics import BinaryMetrics, binary_metrics
+from content_arena.metrics import BinaryMetrics, binary_metrics, reliability_bins
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,21 @@ class StrategyResult:
 
 @dataclass
 class EvaluationReport:
+    """Clean and per-strategy results of one defender at its threshold.
+
+    Attributes:
+        clean: metrics on the clean texts at ``threshold``.
+        attacks: per-strategy evasion and attacked-clean FPR at ``threshold``.
+        threshold: the decision threshold used (the defender's policy threshold).
+        operating_point: the policy that chose it (``{"metric", "value"}``); None for a model without one.
+        reliability: the clean texts' reliability curve (see :func:`~content_arena.metrics.reliability_bins`).
+    """
+
     clean: BinaryMetrics
     attacks: dict[str, StrategyResult] = field(default_factory=dict)
     threshold: float = 0.5
+    operating_point: dict[str, Any] | None = None
+    reliability: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def evasion_rate(self) -> float:
@@ -77,6 +92,9 @@ class EvaluationReport:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = self.clean.to_dict()
+        out["threshold"] = self.threshold
+        out["operating_point"] = self.operating_point
+        out["reliability"] = [dict(b) for b in self.reliability]
         out["evasion_rate"] = self.evasion_rate
         out["attacked_clean_fpr"] = self.attacked_clean_fpr
         out["attacks"] = {name: r.to_dict() for name, r in self.attacks.items()}
@@ -85,10 +103,14 @@ class EvaluationReport:
     def summary(self) -> dict[str, Any]:
         """The compact form used in pipeline summaries."""
         return {
+            "threshold": self.threshold,
+            "operating_point": self.operating_point,
             "f1": self.clean.f1,
             "precision": self.clean.precision,
             "recall": self.clean.recall,
             "auroc": self.clean.auroc,
+            "pr_auc": self.clean.pr_auc,
+            "ece": self.clean.ece,
             "fpr": self.clean.fpr,
             "evasion_rate": self.evasion_rate,
             "attacked_clean_fpr": self.attacked_clean_fpr,
@@ -98,15 +120,27 @@ class EvaluationReport:
 
 
 def evaluate(defender: Defender, adversarial: AdversarialSet) -> EvaluationReport:
-    """Score the clean texts and every variant in one batched pass each."""
+    """Score the clean texts and every variant in one batched pass, judged at the defender's threshold.
+
+    Args:
+        defender: a loaded defender; its ``threshold`` and ``operating_point`` are reported with the results.
+        adversarial: the clean texts and their attacked copies.
+
+    Returns:
+        The report.
+    """
     labels = adversarial.labels
     clean_texts = [e.text for e in adversarial.examples]
     names = list(adversarial.variants)
     all_variants = [v for name in names for v in adversarial.variants[name]]
     scores = defender.scores(clean_texts + all_variants)
-    threshold = defender.threshold
+    threshold = float(defender.threshold)
     clean_scores, variant_scores = scores[: len(clean_texts)], scores[len(clean_texts) :]
-    report = EvaluationReport(clean=binary_metrics(labels, clean_scores, threshold), threshold=threshold)
+    clean = binary_metrics(labels, clean_scores, threshold)
+    report = EvaluationReport(
+        clean=clean, threshold=threshold, operating_point=getattr(defender, "operating_point", None),
+        reliability=[b.to_dict() for b in reliability_bins(labels, clean_scores)] if clean.ece is not None else [],
+    )
     detected = (clean_scores >= threshold) & (labels == 1)
     is_clean = labels == 0
     n = len(clean_texts)

@@ -1,5 +1,10 @@
 """Champion vs challenger on the same clean and adversarial sets, then promote or reject.
 
+Each model is judged at its own policy threshold: the one the same operating point chose for it on the
+same validation texts (see :mod:`content_arena.operating_point`). A challenger that came out with sharper
+or shifted scores is thus compared at the same promise to the users (say, 10% of clean texts flagged),
+not at a number that means something different on its scale.
+
 The challenger is promoted only when it is more robust, its clean F1 has not dropped by
 ``min_f1_drop`` or more, and it does not flag attacked clean texts more often than the champion by
 more than ``max_attacked_clean_fpr_increase``.
@@ -47,12 +52,28 @@ def _robustness(report: EvaluationReport) -> str:
 
 
 def compare(champion: EvaluationReport, challenger: EvaluationReport, cfg: QualityGateConfig) -> Comparison:
+    """Promote the challenger or not, each model's report computed at its own policy threshold.
+
+    Args:
+        champion: the champion's evaluation.
+        challenger: the challenger's evaluation on the same texts.
+        cfg: the limits (``min_f1_drop``, ``max_attacked_clean_fpr_increase``).
+
+    Returns:
+        The decision, its reasons and the challenger-minus-champion deltas (thresholds included).
+    """
     deltas = {
         "adversarial_error": adversarial_error(challenger) - adversarial_error(champion),
         "evasion_rate": challenger.evasion_rate - champion.evasion_rate,
         "f1": challenger.clean.f1 - champion.clean.f1,
+        "recall": challenger.clean.recall - champion.clean.recall,
+        "fpr": challenger.clean.fpr - champion.clean.fpr,
         "attacked_clean_fpr": challenger.attacked_clean_fpr - champion.attacked_clean_fpr,
+        "threshold": challenger.threshold - champion.threshold,
     }
+    if champion.operating_point and challenger.operating_point and champion.operating_point != challenger.operating_point:
+        log.warning("champion and challenger were thresholded by different operating points (%s vs %s)",
+                    champion.operating_point, challenger.operating_point)
     reasons: list[str] = []
     if deltas["adversarial_error"] >= -EPSILON:
         reasons.append(
@@ -67,7 +88,8 @@ def compare(champion: EvaluationReport, challenger: EvaluationReport, cfg: Quali
     if not reasons:
         reasons.append(
             f"more robust (adversarial error {_robustness(champion)} → {_robustness(challenger)}), "
-            f"clean F1 {champion.clean.f1:.3f} → {challenger.clean.f1:.3f}"
+            f"clean F1 {champion.clean.f1:.3f} → {challenger.clean.f1:.3f}, recall {champion.clean.recall:.3f} → "
+            f"{challenger.clean.recall:.3f} at thresholds {champion.threshold:.3f} → {challenger.threshold:.3f}"
         )
         return Comparison(True, reasons, deltas)
     return Comparison(False, reasons, deltas)

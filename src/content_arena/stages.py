@@ -174,9 +174,10 @@ def read_report(payload: Mapping[str, Any]) -> Any:
     from content_arena.metrics import BinaryMetrics
 
     data = payload["report"]
-    clean = BinaryMetrics(**{f.name: data[f.name] for f in dataclasses.fields(BinaryMetrics)})
+    clean = BinaryMetrics(**{f.name: data[f.name] for f in dataclasses.fields(BinaryMetrics) if f.name in data})
     attacks = {name: StrategyResult(**values) for name, values in data["attacks"].items()}
-    return EvaluationReport(clean=clean, attacks=attacks, threshold=float(payload.get("threshold", 0.5)))
+    return EvaluationReport(clean=clean, attacks=attacks, threshold=float(payload.get("threshold", 0.5)),
+                            operating_point=data.get("operating_point"), reliability=data.get("reliability") or [])
 
 
 # -- stages ---------------------------------------------------------------------------------------

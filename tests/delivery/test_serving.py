@@ -152,6 +152,32 @@ def test_loads_a_model_unpacked_one_level_down(tiny_model_dir, tmp_path):
         find_model_dir(tmp_path / "empty")
 
 
+def test_served_toxic_scores_are_the_calibrated_probabilities_the_library_gives(tiny_model_dir, tmp_path):
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from content_arena.defender import TransformerDefender
+    from content_arena.defender.artifacts import read_manifest, write_manifest
+    from content_arena.serving import DefenderModel, create_app
+
+    calibrated_dir = tmp_path / "calibrated"
+    shutil.copytree(tiny_model_dir, calibrated_dir)
+    manifest = read_manifest(calibrated_dir)
+    manifest.calibration = {"kind": "platt", "a": 0.5, "b": -1.0, "n": 100}
+    manifest.operating_point, manifest.threshold = {"metric": "fpr", "value": 0.1}, 0.3
+    write_manifest(calibrated_dir, manifest)
+    served = DefenderModel("content-filter", model_dir=calibrated_dir, max_batch_size=8, max_text_length=100)
+    served.load()
+    body = TestClient(create_app(served)).post("/v1/models/content-filter:predict", json={"instances": TEXTS}).json()
+    scores = np.array([p["toxic_score"] for p in body["predictions"]])
+    library = TransformerDefender(calibrated_dir).load()
+    raw = library.predict(library.preprocess(TEXTS)).astype(np.float64)
+    expected = 1.0 / (1.0 + np.exp(-(0.5 * np.log(raw / (1 - raw)) - 1.0)))
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    np.testing.assert_allclose(scores, library.scores(TEXTS), atol=1e-6)
+    assert [p["is_toxic"] for p in body["predictions"]] == (scores >= 0.3).tolist()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -37,8 +37,9 @@ class ModelManifest:
         labels: class names, clean first.
         files: sha256 of every other file in the directory.
         info: training details (mode, parent, validation metrics of the best epoch...).
-        operating_point: the policy that chose ``threshold`` (``{"metric", "value"}``); None for models
-            saved before operating points existed, whose threshold is used as stored.
+        operating_point: the policy that chose ``threshold`` (``{"metric", "value"}``); None when no policy
+            chose it (too few validation texts: ``validation`` says why; or a model saved before operating
+            points existed), and the threshold is used as stored.
         calibration: the :class:`~content_arena.defender.calibration.Calibrator` record; None: raw scores.
         validation: the figures at the point on the validation texts, or why the policy was not applied.
     """

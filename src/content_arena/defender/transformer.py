@@ -86,8 +86,9 @@ class TransformerDefender(Defender):
             raise ModelIntegrityError(f"{self.model_dir}: the calibration in {MANIFEST_FILE} is unreadable: {exc}") from None
         if manifest is not None and manifest.operating_point is None and str(self.model_dir) not in _WARNED_WITHOUT_POLICY:
             _WARNED_WITHOUT_POLICY.add(str(self.model_dir))
-            log.warning("defender at %s was saved without an operating point: its stored threshold %.3f is used "
-                        "on uncalibrated scores; retrain it to get a policy threshold", self.model_dir,
+            why = (manifest.validation or {}).get("reason") or "saved before operating points existed"
+            log.warning("defender at %s has no operating point (%s): its stored threshold %.3f is used; retrain it "
+                        "with enough validation texts to get a policy threshold", self.model_dir, why,
                         manifest.threshold)
         with self._lock:
             self.recognizer = recognizer

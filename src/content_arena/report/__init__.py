@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["HTML_FILE", "build_report", "default_report_dir"]
 
 HTML_FILE = "index.html"
-IMAGES = {"evasion": "evasion_by_strategy.png", "trend": "quality_by_version.png"}
+IMAGES = {"evasion": "evasion_by_strategy.png", "trend": "quality_by_version.png", "reliability": "reliability.png"}
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,10 @@ def default_report_dir(cfg: ArenaConfig) -> Path:
 def build_report(cfg: ArenaConfig, out_dir: str | Path | None = None, *, with_examples: bool = True) -> Path:
     """Write the report into ``out_dir`` (default ``<home>/report``) and return the HTML file's path.
 
-    ``with_examples=False`` skips loading each version's defender (the "learned to catch" section).
+    ``with_examples=False`` skips loading each version's defender (the "learned to catch" section and the
+    champion's calibration).
     """
-    from content_arena.report.charts import evasion_heatmap, quality_trend
+    from content_arena.report.charts import evasion_heatmap, quality_trend, reliability_plot
     from content_arena.report.data import collect
     from content_arena.report.html import render
 
@@ -40,7 +41,7 @@ def build_report(cfg: ArenaConfig, out_dir: str | Path | None = None, *, with_ex
     out.mkdir(parents=True, exist_ok=True)
     data = collect(cfg, with_examples=with_examples)
     images: dict[str, str] = {}
-    for key, draw in (("evasion", evasion_heatmap), ("trend", quality_trend)):
+    for key, draw in (("evasion", evasion_heatmap), ("trend", quality_trend), ("reliability", reliability_plot)):
         target = out / IMAGES[key]
         if draw(data, target) is not None:
             images[key] = target.name

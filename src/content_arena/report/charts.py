@@ -57,6 +57,36 @@ def evasion_heatmap(data: ReportData, path: Path) -> Path | None:
     return path
 
 
+def reliability_plot(data: ReportData, path: Path) -> Path | None:
+    """The champion's reliability curve on held-out clean texts: toxic share against mean score per bin,
+    the diagonal a calibrated model follows, and its threshold."""
+    calibration = data.calibration
+    if calibration is None or calibration.error or not calibration.bins:
+        return None
+    plt = _pyplot()
+    filled = [b for b in calibration.bins if b["count"]]
+    fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=DPI)
+    ax.plot([0, 1], [0, 1], color="tab:gray", linestyle=":", linewidth=1, label="calibrated")
+    ax.plot([b["mean_score"] for b in filled], [b["toxic_rate"] for b in filled], color="tab:blue", marker="o",
+            label=f"v{calibration.version} (ECE {calibration.ece:.3f})")
+    for b in filled:
+        ax.annotate(str(b["count"]), (b["mean_score"], b["toxic_rate"]), textcoords="offset points", xytext=(4, -10),
+                    fontsize=6, color="tab:blue")
+    ax.axvline(calibration.threshold, color="tab:red", linestyle="--", linewidth=1,
+               label=f"threshold {calibration.threshold:.3f}")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("mean toxic_score in bin")
+    ax.set_ylabel("share of toxic texts")
+    ax.grid(alpha=0.3)
+    ax.set_title(f"Calibration of v{calibration.version} on {calibration.n} held-out texts", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path
+
+
 def quality_trend(data: ReportData, path: Path) -> Path | None:
     """Clean F1, overall evasion and attacked-clean FPR across versions, with the gate's limits."""
     versions = [v for v in data.versions if v.metric("clean_f1") is not None]

@@ -5,7 +5,9 @@
 - the pipeline history: each ``evaluate-champion`` MLflow run is one pass of the loop (its ``gate`` tag),
   matched with the battle it evaluated and the ``evaluate-challenger`` run that followed it, if any;
 - for each pair of versions N, N+1: the rounds that evaded version N in its battles and that version
-  N+1 classifies as toxic (each version's defender loaded once, the texts scored in one batch).
+  N+1 classifies as toxic (each version's defender loaded once, the texts scored in one batch);
+- the champion's calibration on the loop's held-out clean texts: its policy threshold, the expected
+  calibration error of its scores and the reliability curve.
 """
 
 from __future__ import annotations
@@ -80,6 +82,22 @@ class Learned:
 
 
 @dataclass
+class Calibration:
+    """The champion's scores on the held-out clean texts: how well they read as probabilities."""
+
+    version: int
+    n: int
+    threshold: float
+    operating_point: dict[str, Any] | None
+    calibration: str
+    ece: float
+    recall: float
+    fpr: float
+    bins: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
 class ReportData:
     model_name: str
     generated_at: datetime
@@ -91,6 +109,7 @@ class ReportData:
     battles: list[BattleRecord]
     learned: list[Learned]
     gate: dict[str, float]
+    calibration: Calibration | None = None
 
     @property
     def champion(self) -> int | None:
@@ -268,6 +287,31 @@ def _pick_examples(rounds: Sequence[Any], scores: Sequence[float], caught: Seque
     return picked[:MAX_EXAMPLES]
 
 
+def champion_calibration(cfg: ArenaConfig, registry: Any, champion: int | None) -> Calibration | None:
+    """The champion scored on the loop's held-out clean texts: ECE, reliability bins, figures at its threshold.
+    None without a champion; an entry with ``error`` set when it cannot be scored."""
+    from content_arena.defender import load_defender
+    from content_arena.metrics import binary_metrics, reliability_bins
+    from content_arena.orchestrator import load_splits
+
+    if champion is None:
+        return None
+    try:
+        test = load_splits(cfg).test
+        defender = load_defender(registry.uri(champion), cfg)
+        labels = [e.label for e in test]
+        scores = defender.scores([e.text for e in test])
+    except Exception as exc:  # a champion whose artifacts or data are gone must not break the report
+        log.warning("report: cannot score the champion's calibration: %s", exc)
+        return Calibration(champion, 0, 0.0, None, "—", 0.0, 0.0, 0.0, error=f"{type(exc).__name__}: {exc}")
+    metrics = binary_metrics(labels, scores, defender.threshold)
+    return Calibration(
+        version=champion, n=metrics.n, threshold=float(defender.threshold), operating_point=defender.operating_point,
+        calibration=defender.calibrator.kind, ece=float(metrics.ece or 0.0), recall=metrics.recall, fpr=metrics.fpr,
+        bins=[b.to_dict() for b in reliability_bins(labels, scores)],
+    )
+
+
 # -- all of it ------------------------------------------------------------------------------------
 
 
@@ -283,6 +327,8 @@ def collect(cfg: ArenaConfig, *, with_examples: bool = True) -> ReportData:
         battles = all_battles(store)
         history = pipeline_history(mlflow_runs(registry), battles, versions)
         learned = learned_examples(cfg, registry, store, versions, battles) if with_examples else []
+        champion = next((v.version for v in versions if "champion" in v.aliases), None)
+        calibration = champion_calibration(cfg, registry, champion) if with_examples else None
         return ReportData(
             model_name=registry.model_name,
             generated_at=datetime.now(timezone.utc),
@@ -294,6 +340,7 @@ def collect(cfg: ArenaConfig, *, with_examples: bool = True) -> ReportData:
             battles=battles,
             learned=learned,
             gate=cfg.quality_gate.model_dump(),
+            calibration=calibration,
         )
     finally:
         store.close()

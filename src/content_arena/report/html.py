@@ -141,6 +141,24 @@ def learned_section(data: ReportData) -> str:
     return "\n".join(parts)
 
 
+def calibration_section(data: ReportData) -> str:
+    """The champion's threshold, the policy that chose it and its calibration on held-out texts."""
+    c = data.calibration
+    if c is None:
+        return '<p class="muted">No champion scored (no champion yet, or the report was built without examples).</p>'
+    if c.error:
+        return f'<p class="fail">Could not score v{c.version} on the held-out texts: {escape(c.error)}</p>'
+    point = c.operating_point
+    if point:
+        sign = "&le;" if point.get("metric") == "fpr" else "&ge;"
+        policy = f"{escape(str(point.get('metric')))} {sign} {_fmt(point.get('value'), 2)} on validation texts"
+    else:
+        policy = "none (a stored threshold, not chosen by an operating point)"
+    return (f'<p id="calibration">Champion v{c.version}: threshold <b>{_fmt(c.threshold)}</b>, chosen by the policy '
+            f"{policy}; calibration {escape(c.calibration)}. On {c.n} held-out clean texts: expected calibration "
+            f"error <b>{_fmt(c.ece)}</b>, recall {_fmt(c.recall)}, FPR {_fmt(c.fpr)} at the threshold.</p>")
+
+
 def _visible(text: str, limit: int = 160) -> str:
     """Show the characters an attacker hides: zero-width and other invisible code points as <U+XXXX>."""
     import unicodedata
@@ -163,6 +181,9 @@ def render(data: ReportData, images: dict[str, str]) -> str:
         "evasion": "Evasion rate per strategy × model version, on the loop's held-out adversarial set "
                    "(lower is better).",
         "trend": "Clean F1 and attacked-clean FPR across versions, with the quality gate's limits (dotted).",
+        "reliability": "Reliability of the champion's toxic_score on held-out clean texts: the share of toxic "
+                       "texts per score bin (texts per bin beside each point); a calibrated model follows the "
+                       "diagonal.",
     }
     for key, file in images.items():
         figures.append(f'<figure><img src="{escape(file)}" alt="{escape(captions.get(key, key))}">'
@@ -191,6 +212,8 @@ that flags every garbled text looks robust by evasion rate alone.</p>
 {"".join(figures)}
 <h2>Model versions</h2>
 {versions_table(data)}
+<h2>Operating point and calibration</h2>
+{calibration_section(data)}
 <h2>Per-strategy evasion and attacked-clean FPR</h2>
 {strategy_table(data, versions) if versions and data.strategies else '<p class="muted">No evaluation metrics recorded yet.</p>'}
 <h2>Pipeline history: gate decisions and promotions</h2>

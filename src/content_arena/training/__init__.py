@@ -155,7 +155,8 @@ def _save(
         save_tokenizer(tokenizer_source, out_dir)
     write_manifest(out_dir, ModelManifest(
         threshold=policy.threshold, max_length=cfg.model.max_length, info=info,
-        operating_point=policy.operating_point.to_dict(), calibration=policy.calibrator.to_dict(),
+        operating_point=policy.operating_point.to_dict() if policy.applied else None,
+        calibration=policy.calibrator.to_dict(),
         validation=policy.validation_record(),
     ))
 

@@ -143,7 +143,8 @@ class PolicyFit:
 
     def validation_record(self) -> dict[str, Any]:
         """The manifest's ``validation`` entry: the figures at the point, or why the policy was not applied."""
-        record: dict[str, Any] = {"threshold_source": "policy" if self.applied else "configured", "reason": self.reason,
+        record: dict[str, Any] = {"threshold_source": "policy" if self.applied else "configured",
+                                  "requested": self.operating_point.to_dict(), "reason": self.reason,
                                   "ece_raw": self.ece_raw, "ece_calibrated": self.ece_calibrated}
         if self.choice is not None:
             record.update(self.choice.to_dict())
