@@ -72,8 +72,7 @@ class TfidfLRDefender(_Baseline):
 
 
 class MorphemeText(BaseEstimator, TransformerMixin):
-    """Each text as its ``form/tag`` morphemes from kiwipiepy, space-separated (one thread: the scoring path's
-    cost on one core)."""
+    """Each text as its ``form/tag`` morphemes from kiwipiepy, space-separated (analysed on every core)."""
 
     def fit(self, texts: Sequence[str], labels: Sequence[int] | None = None) -> MorphemeText:
         return self
