@@ -460,14 +460,16 @@ def holdout(ctx: Context, splits: Sequence[Split], recipe: Recipe = DEFAULT_RECI
     names = rule_strategy_names()
     seeds = [s.seed for s in splits]
     earlier: Judged | None = getattr(ctx, "judged", None)
-    if recipe is DEFAULT_RECIPE and earlier is not None and set(seeds) <= {j["split_seed"] for j in
-                                                                         earlier.per_split[CHAMPION]}:
+    judged_seeds = [j["split_seed"] for j in earlier.per_split[CHAMPION]] if earlier is not None else []
+    if recipe is DEFAULT_RECIPE and earlier is not None and set(seeds) <= set(judged_seeds):
         per_split, policy = earlier.per_split, earlier.policy
+        if not families:  # nothing to train again: every split the quality section judged
+            seeds = judged_seeds
     else:
         judged = compare(ctx, splits, recipe, with_korcen=False)
         per_split, policy = judged.per_split, judged.policy
     summaries = {m: aggregate([j for j in per_split[m] if j["split_seed"] in seeds]) for m in (CHAMPION, BASELINE)}
-    out: dict[str, Any] = {"recipe": recipe.name, "families": families, "policy": policy,
+    out: dict[str, Any] = {"recipe": recipe.name, "families": families, "policy": policy, "split_seeds": seeds,
                            "full": {n: summaries[CHAMPION]["per_strategy"][n]["evasion"] for n in names},
                            "baseline": {n: summaries[BASELINE]["per_strategy"][n]["evasion"] for n in names},
                            "held_out": {}}
@@ -491,9 +493,9 @@ def run_quality_holdout(ctx: Context) -> list[dict[str, Any]]:
         raise Skip(f"BEEP! data not found at {BEEP_TRAIN} (../shared is absent: {SHARED})")
     splits = beep_splits(ctx.sizes, SPLIT_SEEDS[: ctx.sizes.holdout_splits])
     result = holdout(ctx, splits)
-    ctx.details["quality_holdout"] = {"split_seeds": [s.seed for s in splits], **result}
+    ctx.details["quality_holdout"] = result
     rows = []
-    n = len(splits)
+    n = len(result["split_seeds"])
     if not result["families"]:
         note = (f"the default recipe trains on no rule family, so every family is unseen: its evasion beside the "
                 f"baseline's; mean of {n} split(s)")

@@ -50,7 +50,7 @@ def check_payload(payload: dict[str, Any], sections: list[str]) -> None:
 @pytest.fixture(scope="module")
 def payload(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Every section but the loop and the API (they start interpreters and servers; tested on their own below)."""
-    sections = ["defender", "attacks", "battle", "quality"]
+    sections = ["defender", "attacks", "battle", "quality", "quality_holdout"]
     return harness.run(sections, sizes=harness.TINY, threads=2, workdir=tmp_path_factory.mktemp("bench"))
 
 
@@ -69,7 +69,7 @@ def seed_comparison(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]
 
 
 def test_sections_give_figures_with_baselines(payload: dict[str, Any]) -> None:
-    check_payload(payload, ["defender", "attacks", "battle", "quality"])
+    check_payload(payload, ["defender", "attacks", "battle", "quality", "quality_holdout"])
     rows = payload["rows"]
     defender = [r for r in rows if r["section"] == "defender"]
     assert [r["figure"] for r in defender] == ["scores(), batch 1", "scores(), batch 16", "scores(), batch 64",
@@ -107,6 +107,12 @@ def test_quality_compares_the_champion_with_the_baseline_at_the_policy_point(pay
     # Every registered rule strategy is judged, not only the six defaults.
     assert len(details["strategies"]) == details["summaries"]["champion"]["n_strategies"] > 6
     assert set(details["summaries"]) >= {"champion", "tfidf-lr+norm"}
+    # The default recipe trains on no rule family: every family is unseen, its evasion printed beside the baseline's.
+    holdout = {r["figure"]: r for r in payload["rows"] if r["section"] == "quality_holdout"}
+    roman = holdout["unseen family evasion: ko_roman"]
+    assert roman["baseline"] == "tfidf-lr+norm"
+    assert roman["value"] == rows["evasion: ko_roman"]["value"]
+    assert not any("_level" in figure for figure in holdout)
 
 
 def test_each_model_is_judged_at_the_threshold_its_own_validation_scores_give_by_the_policy(
