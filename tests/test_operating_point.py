@@ -23,9 +23,20 @@ def test_the_threshold_chosen_at_fpr_0_10_flags_at_most_10_percent_of_validation
     flagged_clean = np.mean(scores[labels == 0] >= choice.threshold)
     assert flagged_clean <= 0.10
     assert choice.fpr == pytest.approx(flagged_clean)
-    # the lowest such threshold: the next lower score would flag one clean text more than allowed
-    lower = np.max(scores[scores < choice.threshold])
-    assert np.mean(scores[labels == 0] >= lower) > 0.10
+    # the most recall within the budget: any lower cut that catches more toxic texts flags too many clean ones
+    for cut in np.unique(scores[scores < choice.threshold]):
+        measured = binary_metrics(labels, scores, cut)
+        assert measured.recall == choice.recall or measured.fpr > 0.10
+    # and the highest cut for that recall: the lowest flagged score is a toxic text
+    assert labels[scores == np.min(scores[scores >= choice.threshold])].max() == 1
+
+
+def test_an_fpr_budget_is_not_spent_when_flagging_more_clean_texts_catches_nothing_more():
+    labels = np.array([0] * 50 + [1] * 50)
+    scores = np.r_[np.linspace(0.0, 0.3, 50), np.linspace(0.7, 1.0, 50)]  # separated: every toxic above 0.7
+    choice = choose_threshold(labels, scores, OperatingPoint(metric="fpr", value=0.10))
+    assert (choice.recall, choice.fpr) == (1.0, 0.0)
+    assert choice.threshold == pytest.approx(0.5)  # halfway between the highest clean and the lowest toxic
 
 
 def test_the_choice_reports_what_binary_metrics_measures_at_its_threshold(validation):
@@ -47,13 +58,13 @@ def test_a_recall_point_takes_the_highest_threshold_that_still_catches_that_shar
     assert np.mean(scores[labels == 1] > higher) < 0.7
 
 
-def test_a_precision_point_takes_the_lowest_threshold_that_keeps_it(validation):
+def test_a_precision_point_takes_the_most_recall_that_keeps_it(validation):
     labels, scores = validation
     choice = choose_threshold(labels, scores, OperatingPoint(metric="precision", value=0.8))
     assert choice.precision >= 0.8
-    below = scores[scores < choice.threshold]
-    lower_cuts = np.unique(below)
-    assert all(binary_metrics(labels, scores, cut).precision < 0.8 for cut in lower_cuts)
+    for cut in np.unique(scores[scores < choice.threshold]):
+        measured = binary_metrics(labels, scores, cut)
+        assert measured.recall == choice.recall or measured.precision < 0.8
 
 
 def test_an_unreachable_precision_is_a_clear_error():
@@ -73,7 +84,7 @@ def test_the_cut_falls_between_two_scores_and_the_choice_is_deterministic_on_tie
     assert first.threshold == pytest.approx(0.75) and first.fpr == 0.0 and first.recall == 0.5
 
 
-def test_fpr_zero_on_perfectly_separated_scores_flags_all_toxic_and_no_clean():
+def test_a_tiny_fpr_on_perfectly_separated_scores_flags_all_toxic_and_no_clean():
     labels = np.array([0] * 30 + [1] * 30)
     scores = np.r_[np.linspace(0.0, 0.4, 30), np.linspace(0.6, 1.0, 30)]
     choice = choose_threshold(labels, scores, OperatingPoint(metric="fpr", value=0.01))

@@ -153,12 +153,13 @@ def test_loads_a_model_unpacked_one_level_down(tiny_model_dir, tmp_path):
 
 
 def test_served_toxic_scores_are_the_calibrated_probabilities_the_library_gives(tiny_model_dir, tmp_path):
+    import asyncio
+
     import numpy as np
-    from fastapi.testclient import TestClient
 
     from content_arena.defender import TransformerDefender
     from content_arena.defender.artifacts import read_manifest, write_manifest
-    from content_arena.serving import DefenderModel, create_app
+    from content_arena.serving import DefenderModel
 
     calibrated_dir = tmp_path / "calibrated"
     shutil.copytree(tiny_model_dir, calibrated_dir)
@@ -168,7 +169,9 @@ def test_served_toxic_scores_are_the_calibrated_probabilities_the_library_gives(
     write_manifest(calibrated_dir, manifest)
     served = DefenderModel("content-filter", model_dir=calibrated_dir, max_batch_size=8, max_text_length=100)
     served.load()
-    body = TestClient(create_app(served)).post("/v1/models/content-filter:predict", json={"instances": TEXTS}).json()
+    # KServe keeps one application per process (the module's client serves the uncalibrated model): the
+    # request goes through the model's own handler chain, preprocess -> predict -> postprocess.
+    body, _ = asyncio.run(served({"instances": TEXTS}, headers={}))  # (response, response headers)
     scores = np.array([p["toxic_score"] for p in body["predictions"]])
     library = TransformerDefender(calibrated_dir).load()
     raw = library.predict(library.preprocess(TEXTS)).astype(np.float64)

@@ -174,6 +174,7 @@ def test_arena_yaml_is_a_valid_application_config(monkeypatch, tmp_path):
     config = load_config(path)
     assert config.home == "/var/lib/arena"
     assert config.mlflow.model_name == "content-filter"
+    assert config.defender.operating_point.describe() == "fpr <= 0.10" and config.quality_gate.min_recall == 0.60
 
 
 @pytest.mark.parametrize("rendering", NAMES)

@@ -24,7 +24,13 @@ import numpy as np
 
 from content_arena.defender.calibration import Calibrator, logit
 from content_arena.metrics import expected_calibration_error
-from content_arena.operating_point import MIN_PER_CLASS, MIN_TEXTS, OperatingPoint, ThresholdChoice, choose_threshold
+from content_arena.operating_point import (
+    MIN_PER_CLASS,
+    MIN_TEXTS,
+    OperatingPoint,
+    ThresholdChoice,
+    choose_threshold,
+)
 
 __all__ = ["MIN_ISOTONIC_PER_CLASS", "MIN_ISOTONIC_TEXTS", "PolicyFit", "fit_calibrator", "fit_policy"]
 
