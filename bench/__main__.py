@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--only NAME,...] [--json PATH] [--threads N]``: one table, one JSON file.
 
-Sections: defender, attacks, battle, api, loop, quality (see bench/harness.py); ``cycles`` (bench/bench_cycles.py)
-only when named. Without ``--json`` the
+Sections: defender, attacks, battle, api, loop, quality, quality_holdout (see bench/harness.py); ``cycles``
+(bench/bench_cycles.py) only when named. Without ``--json`` the
 JSON goes to bench/results/harness.json (harness-quick.json with ``--quick``).
 """
 
@@ -75,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
              f"{meta['seconds']:.0f} s; load average {load[0]} at start on {meta['cpu_count']} cores; "
              "every figure beside a baseline measured in this run)")
     print_table(title, table_rows(payload))
+    if payload["details"].get("quality", {}).get("summaries"):
+        from bench.quality import markdown
+
+        print("\nQuality at the policy point (markdown):\n")
+        print("\n".join(markdown(payload["details"]["quality"])))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str))

@@ -3,6 +3,8 @@
 
 - :class:`TfidfLRDefender`: character 1–4-gram TF-IDF + logistic regression (scikit-learn).
 - :class:`KorcenDefender`: the ``korcen`` keyword filter (PyPI ``korcen``), a 0/1 score.
+- ``TfidfLRDefender(morphemes=True)``: the same char n-grams plus Korean morpheme unigrams and bigrams from
+  ``kiwipiepy`` (an experiment: what morphemes add, and what the tokenizer costs per text).
 
 Both skip the project's normaliser by default (``normalize=False``): that is how they are used on their
 own, and how the published baseline figures were measured. ``normalize=True`` puts the same normaliser
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from content_arena.data import Example
 from content_arena.defender import Defender
@@ -33,26 +36,31 @@ class TfidfLRDefender(_Baseline):
     """Char 1–4-gram TF-IDF + logistic regression, fitted on ``train`` when loaded."""
 
     def __init__(self, train: Sequence[Example], *, normalize: bool = False, max_features: int | None = 200_000,
-                 c: float = 4.0, seed: int = 0):
-        super().__init__("tfidf-lr+norm" if normalize else "tfidf-lr", normalize=normalize)
+                 c: float = 4.0, seed: int = 0, morphemes: bool = False):
+        name = "tfidf-lr+norm" if normalize else "tfidf-lr"
+        super().__init__(name + "+kiwi" if morphemes else name, normalize=normalize)
         self.train = list(train)
         self.max_features = max_features
         self.c = c
         self.seed = seed
+        self.morphemes = morphemes
         self.pipeline = None
 
     def load(self) -> TfidfLRDefender:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
+        from sklearn.pipeline import make_pipeline, make_union
 
         texts = self.preprocess([e.text for e in self.train])
         labels = [e.label for e in self.train]
-        pipeline = make_pipeline(
-            TfidfVectorizer(analyzer="char", ngram_range=(1, 4), sublinear_tf=True, min_df=2,
-                            max_features=self.max_features),
-            LogisticRegression(C=self.c, max_iter=2000, random_state=self.seed),
-        )
+        features = TfidfVectorizer(analyzer="char", ngram_range=(1, 4), sublinear_tf=True, min_df=2,
+                                   max_features=self.max_features)
+        if self.morphemes:
+            morphemes = make_pipeline(MorphemeText(), TfidfVectorizer(
+                tokenizer=str.split, token_pattern=None, lowercase=False, ngram_range=(1, 2), sublinear_tf=True,
+                min_df=2, max_features=self.max_features))
+            features = make_union(features, morphemes)
+        pipeline = make_pipeline(features, LogisticRegression(C=self.c, max_iter=2000, random_state=self.seed))
         pipeline.fit(texts, labels)
         self.pipeline = pipeline
         self.ready = True
@@ -61,6 +69,23 @@ class TfidfLRDefender(_Baseline):
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         assert self.pipeline is not None
         return self.pipeline.predict_proba(list(texts))[:, 1].astype(np.float32)
+
+
+class MorphemeText(BaseEstimator, TransformerMixin):
+    """Each text as its ``form/tag`` morphemes from kiwipiepy, space-separated (analysed on every core)."""
+
+    def fit(self, texts: Sequence[str], labels: Sequence[int] | None = None) -> MorphemeText:
+        return self
+
+    def transform(self, texts: Sequence[str]) -> list[str]:
+        try:
+            from kiwipiepy import Kiwi
+        except ImportError:
+            raise SystemExit("the morpheme experiment needs kiwipiepy: pip install kiwipiepy") from None
+
+        if not hasattr(self, "kiwi_"):
+            self.kiwi_ = Kiwi(num_workers=-1)
+        return [" ".join(f"{t.form}/{t.tag}" for t in tokens) for tokens in self.kiwi_.tokenize(list(texts))]
 
 
 class KorcenUnavailable(RuntimeError):

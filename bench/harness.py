@@ -11,7 +11,10 @@ Sections (``--only`` takes these names):
 - ``api``: the classify API, through ``bench/bench_api.py`` when that file provides an entry point.
 - ``loop``: wall time and peak RSS of one ``run_pipeline`` in a child process beside a child that only
   trains the champion on the same data.
-- ``quality``: see :mod:`bench.quality` (BEEP!; content_arena's champion beside TF-IDF LR and korcen).
+- ``quality``: see :mod:`bench.quality` (BEEP! splits; the champion beside TF-IDF LR + normaliser at the
+  policy operating point, korcen beside them).
+- ``quality_holdout``: the champion with each rule family of its recipe held out of training, its
+  evasion of that family beside the baseline's (:mod:`bench.quality`).
 
 A row is ``{section, figure, unit, value, baseline, baseline_value, ratio, others, note, status}``.
 Every row with a value has a baseline value measured in the same run; a section that cannot run
@@ -39,7 +42,7 @@ from bench.common import BEEP_TRAIN, median_rate, set_threads
 
 log = logging.getLogger("bench")
 
-SECTIONS: tuple[str, ...] = ("defender", "attacks", "battle", "api", "loop", "quality")
+SECTIONS: tuple[str, ...] = ("defender", "attacks", "battle", "api", "loop", "quality", "quality_holdout")
 # The tiny loop used by --quick and the tests: the same stages, seconds instead of minutes.
 TINY_LOOP = {
     "model": {"vocab_size": 600, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
@@ -77,17 +80,20 @@ class Sizes:
     quality_test: int | None = None
     quality_epochs: int | None = None  # None = the config default
     quality_unlabeled: int | None = None  # lines of unlabelled comments for the tokenizer; None = all
+    quality_splits: int = 5  # BEEP! split seeds 0..n-1 judged by `quality`
+    holdout_splits: int = 2  # and by `quality_holdout` (one champion per family and split)
 
 
 FULL = Sizes(texts=512, texts_batch1=256, repeats=5, attack_texts=2000, battle_rounds=1200, battle_repeats=3,
              throughput_epochs=1)
 QUICK = Sizes(texts=128, texts_batch1=48, repeats=3, attack_texts=300, battle_rounds=256, battle_repeats=3,
               throughput_epochs=1, api_seconds=3.0, api_max_requests=1500, loop_overrides=TINY_LOOP,
-              quality_train=1500, quality_test=400, quality_unlabeled=0)
+              quality_train=1500, quality_test=400, quality_unlabeled=0, quality_splits=2, holdout_splits=1)
 # For the tests: every piece runs, on sizes that take seconds.
 TINY = Sizes(texts=16, texts_batch1=4, repeats=1, attack_texts=20, battle_rounds=24, battle_repeats=1,
              throughput_epochs=1, model_overrides=TINY_LOOP["model"], loop_overrides=TEST_LOOP, api_seconds=1.0,
-             api_max_requests=100, quality_train=200, quality_test=60, quality_epochs=1, quality_unlabeled=0)
+             api_max_requests=100, quality_train=200, quality_test=60, quality_epochs=1, quality_unlabeled=0,
+             quality_splits=1, holdout_splits=1)
 
 
 # -- rows -----------------------------------------------------------------------------------------
@@ -124,6 +130,7 @@ class Context:
         self.details: dict[str, Any] = {}
         self._model_dirs: dict[bool, Path] = {}
         self._texts: list[str] | None = None
+        self.judged: Any = None  # the quality section's models and figures (bench.quality.Judged), for later sections
 
     def config(self, home: Path, **overrides: Any) -> Any:
         from content_arena.config import load_config
@@ -208,10 +215,10 @@ def is_user_arena_var(key: str) -> bool:
 
 def runner(name: str) -> Callable[[Context], list[dict[str, Any]]]:
     """The function that measures section ``name`` (imported only when it runs)."""
-    if name == "quality":
-        from bench.quality import run_quality
+    if name in ("quality", "quality_holdout"):
+        from bench import quality
 
-        return run_quality
+        return getattr(quality, f"run_{name}")
     from bench import throughput
 
     return getattr(throughput, f"bench_{name}")

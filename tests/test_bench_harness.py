@@ -50,12 +50,26 @@ def check_payload(payload: dict[str, Any], sections: list[str]) -> None:
 @pytest.fixture(scope="module")
 def payload(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Every section but the loop and the API (they start interpreters and servers; tested on their own below)."""
-    sections = ["defender", "attacks", "battle", "quality"]
+    sections = ["defender", "attacks", "battle", "quality", "quality_holdout"]
     return harness.run(sections, sizes=harness.TINY, threads=2, workdir=tmp_path_factory.mktemp("bench"))
 
 
+@pytest.fixture(scope="module")
+def seed_comparison(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    """The quality comparison on one split of the shipped Korean seed corpus (no BEEP! needed): a tiny champion
+    and the baseline, judged on two rule strategies."""
+    from bench.quality import compare, make_split
+
+    from content_arena.data import load_seed_corpus, split_examples
+
+    train, test = split_examples(load_seed_corpus("ko"), test_fraction=0.2, seed=0)
+    split = make_split(train, test, seed=0)
+    ctx = harness.Context(harness.TINY, threads=2, quick=True, workdir=tmp_path_factory.mktemp("quality"))
+    return split, compare(ctx, [split], strategies=["spacing", "ko_roman"], with_korcen=False)
+
+
 def test_sections_give_figures_with_baselines(payload: dict[str, Any]) -> None:
-    check_payload(payload, ["defender", "attacks", "battle", "quality"])
+    check_payload(payload, ["defender", "attacks", "battle", "quality", "quality_holdout"])
     rows = payload["rows"]
     defender = [r for r in rows if r["section"] == "defender"]
     assert [r["figure"] for r in defender] == ["scores(), batch 1", "scores(), batch 16", "scores(), batch 64",
@@ -75,20 +89,91 @@ def test_sections_give_figures_with_baselines(payload: dict[str, Any]) -> None:
     assert "battle on PostgreSQL" in battle  # measured, or skipped with the reason
 
 
-def test_quality_compares_the_champion_with_both_baselines(payload: dict[str, Any]) -> None:
+def test_quality_compares_the_champion_with_the_baseline_at_the_policy_point(payload: dict[str, Any]) -> None:
     if payload["sections"]["quality"]["status"] == "skipped":
         assert "BEEP" in payload["sections"]["quality"]["reason"]
         pytest.skip(payload["sections"]["quality"]["reason"])
     rows = {r["figure"]: r for r in payload["rows"] if r["section"] == "quality"}
-    for figure in ("clean F1", "clean AUROC", "evasion rate, all strategies", "attacked-clean FPR, all strategies",
-                   "evasion: nfd", "attacked-clean FPR: spacing", "training time"):
-        assert figure in rows
-    assert rows["clean F1"]["baseline"] == "tfidf-lr"
-    assert set(rows["clean F1"]["others"]) >= {"tfidf-lr+norm", "korcen", "champion-hardened"}
+    for figure in ("recall at the policy point", "held-out clean FPR", "|held-out FPR − target|", "AUROC", "PR-AUC",
+                   "expected calibration error", "worst strategy evasion", "worst attacked-clean FPR rise",
+                   "evasion: ko_roman", "attacked-clean FPR rise: ko_level4", "training time",
+                   "scores(), batch 64, word caches emptied"):
+        assert figure in rows, figure
+    assert rows["recall at the policy point"]["baseline"] == "tfidf-lr+norm"
+    assert set(rows["recall at the policy point"]["others"]) >= {"sd", "baseline sd"}
     details = payload["details"]["quality"]
-    assert details["split"] == {"seed": 0, "test_fraction": 0.2} and details["n_test"] == harness.TINY.quality_test
-    assert set(details["reports"]) == {"champion", "champion-hardened", "tfidf-lr", "tfidf-lr+norm", "korcen"}
-    assert details["models"]["champion-hardened"]["n_fit"] > details["models"]["champion"]["n_fit"]
+    assert details["split_seeds"] == [0] and details["n_test"] == harness.TINY.quality_test
+    assert details["policy"] == {"metric": "fpr", "value": 0.10}
+    # Every registered rule strategy is judged, not only the six defaults.
+    assert len(details["strategies"]) == details["summaries"]["champion"]["n_strategies"] > 6
+    assert set(details["summaries"]) >= {"champion", "tfidf-lr+norm"}
+    # The default recipe trains on no rule family: every family is unseen, its evasion printed beside the baseline's.
+    holdout = {r["figure"]: r for r in payload["rows"] if r["section"] == "quality_holdout"}
+    roman = holdout["unseen family evasion: ko_roman"]
+    assert roman["baseline"] == "tfidf-lr+norm"
+    assert roman["value"] == rows["evasion: ko_roman"]["value"]
+    assert not any("_level" in figure for figure in holdout)
+
+
+def test_each_model_is_judged_at_the_threshold_its_own_validation_scores_give_by_the_policy(
+        seed_comparison: tuple[Any, Any]) -> None:
+    from bench.quality import BASELINE, CHAMPION, markdown, quality_rows
+
+    from content_arena.metrics import binary_metrics
+    from content_arena.operating_point import OperatingPoint, choose_threshold
+
+    split, judged = seed_comparison
+    assert judged.policy == {"metric": "fpr", "value": 0.10}
+    val_labels = [e.label for e in split.val]
+    test_labels = np.array([e.label for e in split.test])
+    for name in (CHAMPION, BASELINE):
+        model = judged.first_models[name]
+        info = judged.info[name][0]
+        assert info["validation"]["threshold_source"] == "policy", info["validation"]
+        # The threshold is the policy's on this model's own calibrated scores of the validation texts.
+        raw = model.predict(model.preprocess([e.text for e in split.val]))
+        expected = choose_threshold(val_labels, model.calibrator.apply(raw), OperatingPoint(metric="fpr", value=0.10))
+        assert model.threshold == pytest.approx(expected.threshold) == pytest.approx(info["threshold"])
+        # Every figure is read at that threshold on the held-out texts.
+        at_point = binary_metrics(test_labels, model.scores([e.text for e in split.test]), model.threshold)
+        figures = judged.per_split[name][0]
+        assert figures["threshold"] == pytest.approx(model.threshold)
+        for key in ("recall", "precision", "fpr", "auroc", "pr_auc", "ece"):
+            assert figures[key] == pytest.approx(getattr(at_point, key)), (name, key)
+        assert figures["fpr_gap"] == pytest.approx(abs(at_point.fpr - 0.10))
+        assert set(figures["per_strategy"]) == {"spacing", "ko_roman"}
+    # A different threshold would give different figures: the check above can fail.
+    baseline = judged.first_models[BASELINE]
+    shifted = binary_metrics(test_labels, baseline.scores([e.text for e in split.test]), baseline.threshold + 0.2)
+    assert shifted.recall != judged.per_split[BASELINE][0]["recall"]
+    rows = {r["figure"]: r for r in quality_rows(judged.summaries, judged.policy)}
+    recall = rows["recall at the policy point"]
+    assert recall["value"] == pytest.approx(judged.per_split[CHAMPION][0]["recall"])
+    assert recall["baseline"] == BASELINE and recall["baseline_value"] == pytest.approx(
+        judged.per_split[BASELINE][0]["recall"])
+    assert "policy fpr 0.1" in rows["threshold (chosen on validation)"]["note"]
+    table = markdown({"summaries": judged.summaries, "policy": judged.policy, "split_seeds": [split.seed]})
+    assert table[0].startswith("| BEEP!, 1 splits, policy fpr 0.1 (mean ± sd) | champion | tfidf-lr+norm |")
+    recall_line = next(line for line in table if line.startswith("| recall at the policy point |"))
+    assert f"{judged.per_split[CHAMPION][0]['recall']:.3f} ± 0.000" in recall_line
+
+
+def test_strategy_limits_are_counted_on_the_means_over_splits() -> None:
+    from bench.quality import aggregate
+
+    def split(evasion: dict[str, float], rise: dict[str, float], recall: float) -> dict[str, Any]:
+        return {"recall": recall, "auroc": None,
+                "per_strategy": {n: {"evasion": evasion[n], "rise_points": rise[n]} for n in evasion}}
+
+    summary = aggregate([split({"a": 0.12, "b": 0.02}, {"a": 1.0, "b": 5.0}, 0.7),
+                         split({"a": 0.06, "b": 0.04}, {"a": 2.0, "b": 2.0}, 0.8)])
+    assert summary["recall"]["mean"] == pytest.approx(0.75) and summary["recall"]["sd"] == pytest.approx(0.0707, abs=1e-4)
+    assert summary["auroc"]["mean"] is None
+    # a: mean evasion 0.09 (one split over 10%), b: mean rise 3.5 points.
+    assert summary["worst_evasion"] == {"strategy": "a", "mean": pytest.approx(0.09)}
+    assert summary["n_evasion_over"] == 0 and summary["worst_evasion_any_split"] == pytest.approx(0.12)
+    assert summary["worst_rise_points"] == {"strategy": "b", "mean": pytest.approx(3.5)}
+    assert summary["n_rise_over"] == 1
 
 
 def test_table_prints_every_row_with_its_baseline(payload: dict[str, Any], capsys: pytest.CaptureFixture) -> None:
@@ -184,14 +269,20 @@ def test_baselines_are_defenders_that_evaluate_works_on() -> None:
 
 
 @pytest.mark.skipif(not BEEP_TRAIN.is_file(), reason=f"BEEP! data not found at {BEEP_TRAIN}")
-def test_beep_split_is_fixed() -> None:
-    from bench.quality import beep_split
+def test_beep_splits_are_fixed_per_seed_and_share_texts_across_models() -> None:
+    from bench.quality import beep_split, beep_splits
 
     train, test = beep_split(harness.FULL)
     assert [e.text for e in test] == [e.text for e in beep_split(harness.FULL)[1]]
     assert abs(len(test) - 0.2 * (len(train) + len(test))) < 2
+    assert {e.text for e in beep_split(harness.FULL, seed=1)[1]} != {e.text for e in test}
     quick_train, quick_test = beep_split(harness.QUICK)
     assert len(quick_test) == harness.QUICK.quality_test and {e.text for e in quick_test} <= {e.text for e in test}
+    splits = beep_splits(harness.QUICK)
+    assert [s.seed for s in splits] == [0, 1][: harness.QUICK.quality_splits]
+    first = splits[0]
+    assert sorted(e.text for e in first.train) == sorted(e.text for e in quick_train)
+    assert not {e.text for e in first.val} & {e.text for e in first.fit}
 
 
 def test_attack_bench_split_mean_counts_promotions_and_averages_each_figure() -> None:

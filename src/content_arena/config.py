@@ -103,9 +103,11 @@ class ModelConfig(_Section):
     tokenizer: Literal["char", "bpe"] = "char"
     # Characters ("char": the most frequent ones, the rest [UNK]) or BPE tokens.
     vocab_size: int = Field(2000, ge=256, le=250_000)
-    # Hashed token n-gram branch of the model built from config (0 buckets: a plain BERT encoder).
-    ngram_buckets: int = Field(131_072, ge=0, le=16_777_216)
-    ngram_dim: int = Field(64, ge=1)
+    # Hashed token n-gram branch of the model built from config (0 buckets: a plain BERT encoder). More
+    # buckets mean fewer unseen n-grams of a garbled text landing on a known one's weight; fewer dimensions
+    # keep the table's size (buckets x dim). See docs/experiments/2026-12-07-policy-point-quality.md.
+    ngram_buckets: int = Field(524_288, ge=0, le=16_777_216)
+    ngram_dim: int = Field(16, ge=1)
     ngram_orders: list[int] = Field(default_factory=lambda: [1, 2, 3])
     # How a text's n-grams are pooled: "idf" weights each by its inverse document frequency in the
     # training corpus and L2-normalises, as TF-IDF does, so rare n-grams that carry an insult are not
