@@ -13,9 +13,17 @@ from tokenizers import Tokenizer
 from content_arena.defender.artifacts import TOKENIZER_FILE, ModelNotFound, verify_model_dir
 from content_arena.defender.base import Defender
 from content_arena.defender.recognizer import WordRecognizer
-from content_arena.defender.token_ids import TokenEncoder, encoder_for
+from content_arena.defender.token_ids import TokenEncoder, encoder_for, load_tokenizer
 
 log = logging.getLogger(__name__)
+
+
+def dtype_argument(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """``from_pretrained``'s dtype keyword: ``dtype=`` from transformers 4.56, ``torch_dtype=`` before."""
+    import transformers
+
+    major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
+    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
 
 
 class TransformerDefender(Defender):
@@ -58,10 +66,12 @@ class TransformerDefender(Defender):
         tokenizer_path = self.model_dir / TOKENIZER_FILE
         if not tokenizer_path.is_file():
             raise ModelNotFound(f"no defender at {self.model_dir}: {TOKENIZER_FILE} is missing")
-        tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        tokenizer = load_tokenizer(tokenizer_path)  # special tokens typed in a text stay text
         tokenizer.no_padding()
+        # float32 on CPU whatever the weights were saved in: bfloat16 matmuls are slower there.
+        dtype = dtype_argument(torch.float32) if self.device.type == "cpu" else {}
         model = AutoModelForSequenceClassification.from_pretrained(
-            self.model_dir, use_safetensors=True, local_files_only=True
+            self.model_dir, use_safetensors=True, local_files_only=True, **dtype
         )
         model.to(self.device).eval()
         recognizer = WordRecognizer.load(self.model_dir)
