@@ -286,3 +286,53 @@ def test_a_real_pretrained_decoder_from_a_gguf_file_trains_end_to_end(tmp_path, 
 
         resolve_base_model(str(gguf), cfg.home_path)
     assert "using its dequantised copy" in caplog.text
+
+
+def _needs_qlora():
+    if not torch.cuda.is_available():
+        pytest.skip("QLoRA 4-bit needs a CUDA device; without one the challenger trains LoRA on CPU (tested above)")
+    pytest.importorskip("bitsandbytes", reason="QLoRA 4-bit needs bitsandbytes (pip install 'content-arena[gpu]')")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", ["llama", "bert"])
+def test_a_qlora_challenger_merges_into_full_precision_with_the_predictions_it_trained_to(kind, examples, tmp_path):
+    """On CUDA: the challenger trains against the 4-bit champion, is merged into the full-precision
+    weights, and the merged model (reloaded from disk, float32) scores as the 4-bit model + adapter did."""
+    _needs_qlora()
+    from peft import get_peft_model
+
+    from content_arena.training.loop import encode, fit, predict_scores
+    from content_arena.training.lora import load_for_adapter, merge_adapter
+
+    train, val = examples
+    base = build(kind, tmp_path / "base")
+    cfg = _config(tmp_path, base, challenger_learning_rate=1e-3)
+    champion = train_champion(train, tmp_path / "champion", cfg, val_examples=val)
+    assert read_manifest(champion.model_dir).info["backbone"]["device"] == "cuda"
+
+    # The library's own steps, kept in hand to compare the 4-bit model with its merged copy.
+    tokenizer = load_tokenizer(champion.model_dir)
+    pad_id = read_manifest(champion.model_dir).info["pad_id"]
+    ids = encode(tokenizer, [e.text for e in train], 32)
+    quantized = load_for_adapter(champion.model_dir, "qlora")
+    assert any("4bit" in type(m).__name__ for m in quantized.modules())
+    adapted = get_peft_model(quantized, lora_config(quantized, cfg.training))
+    fit(adapted, ids, [int(e.label) for e in train], pad_id=pad_id, epochs=2, learning_rate=1e-3, batch_size=16)
+    device = next(adapted.parameters()).device
+    trained = predict_scores(adapted, ids, pad_id, device)
+    adapted.save_pretrained(tmp_path / "adapter")
+    merged = merge_adapter(champion.model_dir, tmp_path / "adapter")
+    assert all(p.dtype == torch.float32 for p in merged.parameters())
+    reloaded = predict_scores(merged.to(device), ids, pad_id, device)
+    assert np.abs(trained - reloaded).max() <= 0.02
+
+    # And through train_challenger: QLoRA chosen, plain float weights saved, served in float32 on CPU.
+    challenger = train_challenger(champion.model_dir, train, tmp_path / "challenger", cfg, val_examples=val)
+    assert challenger.mode == "qlora"
+    tensors = load_file(challenger.model_dir / "model.safetensors")
+    assert not any("lora" in k or "absmax" in k or "quant" in k for k in tensors)
+    on_cpu = TransformerDefender(challenger.model_dir, device="cpu").load()
+    on_gpu = TransformerDefender(challenger.model_dir, device="cuda").load()
+    texts = [e.text for e in val] + INJECTIONS
+    assert np.abs(on_cpu.scores(texts) - on_gpu.scores(texts)).max() <= 0.02
