@@ -255,18 +255,24 @@ def _smollm2_gguf():
     return found[0]
 
 
-def test_a_real_pretrained_decoder_from_a_gguf_file_trains_end_to_end(tmp_path, caplog):
+@pytest.fixture(scope="module")
+def smollm2_home(tmp_path_factory):
+    """One arena home for the SmolLM2 tests: its GGUF is dequantised once for all of them."""
+    return tmp_path_factory.mktemp("smollm2") / ".arena"
+
+
+def test_a_real_pretrained_decoder_from_a_gguf_file_trains_end_to_end(smollm2_home, tmp_path, caplog):
     """SmolLM2-135M (English), dequantised once from its GGUF, fine-tuned one epoch on English seed texts."""
     from content_arena.data import split_examples
     from content_arena.metrics import binary_metrics
 
     gguf = _smollm2_gguf()
     train, test = split_examples(load_seed_corpus("en"), test_fraction=0.2, seed=0)
-    cfg = load_config(None, home=str(tmp_path / ".arena"), model={"base_model": str(gguf), "max_length": 32},
+    cfg = load_config(None, home=str(smollm2_home), model={"base_model": str(gguf), "max_length": 32},
                       training={"epochs": 1, "batch_size": 16, "seed": 0, "max_train_examples": 400})
     with caplog.at_level(logging.INFO):
         champion = train_champion(train, tmp_path / "champion", cfg, val_examples=test[:40])
-    assert "dequantising" in caplog.text
+    assert "dequantis" in caplog.text  # made now, or by the other SmolLM2 test of this module
     recipe = read_manifest(champion.model_dir).info["backbone"]
     assert (recipe["family"], recipe["kind"], recipe["gguf"]) == ("llama", "decoder", str(gguf.resolve()))
     assert recipe["pad_source"] == "config" and recipe["learning_rate"] == 1e-5
@@ -286,6 +292,30 @@ def test_a_real_pretrained_decoder_from_a_gguf_file_trains_end_to_end(tmp_path, 
 
         resolve_base_model(str(gguf), cfg.home_path)
     assert "using its dequantised copy" in caplog.text
+
+
+def test_the_llm_attacker_paraphrases_through_smollm2_in_process(smollm2_home, monkeypatch, caplog):
+    """The ``llm`` strategy against a real model, no server: English toxic seeds paraphrased by SmolLM2-135M
+    through the in-process transformers backend, every answer validated."""
+    import random
+
+    from content_arena.attacks.llm import LLMParaphrase, rejection_reason
+
+    gguf = _smollm2_gguf()
+    monkeypatch.setenv("ARENA_HOME", str(smollm2_home))
+    attacker = LLMParaphrase(host=f"transformers+{gguf}", model="smollm2-135m", retries=1, temperature=0.7)
+    assert attacker.backend.name == "transformers"
+    seeds = [e.text for e in load_seed_corpus("en") if int(e.label) == 1][:6]
+    rng = random.Random(0)
+    outputs = [attacker.transform(text, rng) for text in seeds]
+    stats = attacker.stats
+    assert stats["calls"] == len(seeds) and stats["errors"] == 0
+    assert stats["accepted"] + stats["rejected"] == len(seeds)
+    for text, out in zip(seeds, outputs, strict=True):
+        assert out == text or rejection_reason(text, out) is None  # accepted answers passed validation
+    assert stats["accepted"] >= 1, stats
+    logging.getLogger(__name__).info("SmolLM2 paraphrase: %d of %d accepted (%s); e.g. %r -> %r", stats["accepted"],
+                                     len(seeds), stats, seeds[0], outputs[0])
 
 
 def _needs_qlora():
