@@ -108,7 +108,72 @@ def bench_defender(ctx: Context) -> list[dict[str, Any]]:
     rows.append(row("defender", "scores(), batch 64, encoder kept", "texts/s", ours, "transformers pipeline",
                     theirs, note=f"{len(texts)} texts; hidden {with_encoder.model.config.hidden_size} x "
                                  f"{with_encoder.model.config.num_hidden_layers} layers run"))
+    rows.extend(backbone_int8_rows(ctx))
     return rows
+
+
+def backbone_checkpoint(ctx: Context) -> Path:
+    """A MiniLM-sized BERT backbone (hidden 384, 6 layers, WordPiece over the texts), saved as a defender.
+
+    Random weights: the timing is what this measures. Its scores barely spread (a random encoder
+    gives every text nearly the same pooled vector), so the int8-vs-float32 difference printed here is
+    no evidence about a trained classifier's.
+    """
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    from content_arena.defender.artifacts import ModelManifest, write_manifest
+
+    out = ctx.workdir / "backbone-minilm"
+    if (out / "arena_model.json").is_file():
+        return out
+    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wordpiece.train_from_iterator(ctx.texts(4000), trainers.WordPieceTrainer(
+        vocab_size=8000, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], show_progress=False))
+    tokenizer = BertTokenizer(vocab=wordpiece.get_vocab())
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=len(tokenizer), hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+        intermediate_size=1536, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id, num_labels=2,
+        id2label={0: "clean", 1: "toxic"}, label2id={"clean": 0, "toxic": 1}))
+    # Wider than at initialisation, so that scores leave 0.5 (their spread is printed beside |Δp|).
+    torch.nn.init.normal_(model.classifier.weight, std=0.1)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    write_manifest(out, ModelManifest(threshold=0.5, max_length=128, info={"pad_id": tokenizer.pad_token_id}))
+    return out
+
+
+def backbone_int8_rows(ctx: Context) -> list[dict[str, Any]]:
+    """A transformer backbone served on CPU: the defender with dynamic int8 Linear layers, and in float32,
+    each against transformers' pipeline over the same weights at batch 64; max |Δp| int8 vs float32."""
+    import numpy as np
+
+    from content_arena.defender import TransformerDefender
+
+    model_dir = backbone_checkpoint(ctx)
+    full = TransformerDefender(model_dir, batch_size=64, device="cpu").load()
+    int8 = TransformerDefender(model_dir, batch_size=64, device="cpu", quantize=True).load()
+    pipe = hf_pipeline(model_dir, full.max_length)
+    texts = ctx.texts(ctx.sizes.texts)
+    theirs = median_rate(lambda: len(pipe(texts, 64)), ctx.sizes.repeats)
+    ours_full = median_rate(lambda: len(full.scores(texts)), ctx.sizes.repeats)
+    ours_int8 = median_rate(lambda: len(int8.scores(texts)), ctx.sizes.repeats)
+    prepared = full.preprocess(texts)
+    reference = full.predict(prepared)
+    delta = float(np.abs(int8.predict(prepared) - reference).max())
+    ctx.details["backbone_int8"] = {"max_abs_prob_difference_vs_float32": delta,
+                                    "float32_score_std": float(reference.std()), "texts": len(texts)}
+    shape = "BERT hidden 384 x 6 layers, random weights"
+    return [
+        row("defender", "backbone scores(), batch 64, int8 dynamic", "texts/s", ours_int8, "transformers pipeline",
+            theirs, note=f"{len(texts)} texts; {shape}; max |Δp| vs float32 {delta:.1e} "
+                         f"(float32 scores' std {reference.std():.2f})"),
+        row("defender", "backbone scores(), batch 64, float32", "texts/s", ours_full, "transformers pipeline", theirs,
+            note=f"{len(texts)} texts; {shape}; length-sorted batches, no int8"),
+    ]
 
 
 # -- attack generation ----------------------------------------------------------------------------

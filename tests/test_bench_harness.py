@@ -74,8 +74,11 @@ def test_sections_give_figures_with_baselines(payload: dict[str, Any]) -> None:
     defender = [r for r in rows if r["section"] == "defender"]
     assert [r["figure"] for r in defender] == ["scores(), batch 1", "scores(), batch 16", "scores(), batch 64",
                                                "scores(), batch 64, word caches emptied",
-                                               "scores(), batch 64, encoder kept"]
+                                               "scores(), batch 64, encoder kept",
+                                               "backbone scores(), batch 64, int8 dynamic",
+                                               "backbone scores(), batch 64, float32"]
     assert all(r["baseline"] == "transformers pipeline" for r in defender)
+    assert payload["details"]["backbone_int8"]["texts"] == harness.TINY.texts
     # The timed champion runs without its encoder; the last row times one that keeps it.
     assert payload["details"]["throughput_model"]["use_encoder"] is False
     assert payload["details"]["throughput_model_encoder"]["use_encoder"] is True

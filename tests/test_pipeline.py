@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from content_arena.attack_runner import AttackRunner, BattleStopped
+from content_arena.attack_runner import ERROR_INTERNAL, AttackRunner, BattleStopped
 from content_arena.attacks import get_strategy
 from content_arena.data import Example, split_examples
 from content_arena.defender import Defender
@@ -83,7 +83,7 @@ class FlakyDefender(Defender):
 SEEDS = [Example("이 미친놈아", 1), Example("개같은 놈", 1), Example("나쁜 놈들", 1)]
 
 
-def test_crash_mid_battle_keeps_written_rounds_and_rerun_resumes(tmp_path):
+def test_crash_mid_battle_keeps_written_rounds_and_rerun_resumes(tmp_path, caplog):
     store = open_store(f"sqlite:///{tmp_path}/arena.db")
     strategies = [get_strategy("spacing"), get_strategy("jamo_split")]
     runner = AttackRunner(FlakyDefender(fail_on=3), store, strategies, batch_size=10, seed=1)
@@ -91,7 +91,9 @@ def test_crash_mid_battle_keeps_written_rounds_and_rerun_resumes(tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         runner.run(battle_id, SEEDS)
     crashed = store.get_battle(battle_id)
-    assert crashed.status == "failed" and "simulated crash" in crashed.error
+    # The stored error is a fixed string a client may see; the cause goes to the log.
+    assert crashed.status == "failed" and crashed.error == ERROR_INTERNAL
+    assert "simulated crash" in caplog.text
     assert store.count_rounds(battle_id) == 20  # two batches committed before the crash
 
     resumed = AttackRunner(FlakyDefender(), store, strategies, batch_size=10, seed=1)

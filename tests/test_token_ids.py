@@ -15,10 +15,9 @@ from content_arena.training.tokenizer import train_tokenizer
 
 SEED_TEXTS = [e.text for e in load_seed_corpus()]
 # Beyond the corpus: empty, unknown characters, emoji, a long text, whitespace of several kinds,
-# compatibility and conjoining jamo, brackets that spell no added token. (A batch where a text spells
-# out an added token goes to the fallback: tested on its own below.)
+# compatibility and conjoining jamo, brackets, special tokens typed in the text (read as characters).
 EDGE_TEXTS = ["", "a", "x" * 300, "\U0001f600 \u3146\u3163\ubc1c\u200b", "a\r\nb\t\u3000c", "\u1109\u1175\ubc1c",
-              "[CLS hi SEP]", "[mask]", "\uff46\uff55\uff43\uff4b", "\x00\x01"]
+              "[CLS hi SEP]", "[mask]", "\uff46\uff55\uff43\uff4b", "\x00\x01", "[SEP] [CLS]", "a[PAD]"]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +51,19 @@ def test_lookup_table_gives_the_tokenizers_ids(char_tokenizer, max_length):
     assert encoder.encode(texts).as_lists() == _reference(char_tokenizer, texts, max_length)
 
 
-def test_a_batch_without_added_tokens_takes_the_table_and_one_with_them_the_fallback(char_tokenizer):
+def test_special_tokens_typed_in_a_text_are_characters_read_through_the_table(char_tokenizer):
+    encoder = CharTableEncoder.from_tokenizer(char_tokenizer, 64)
+    assert encoder is not None
+    encoder._fallback = None  # no text here may need it
+    texts = ["보내기 [SEP] 끝", "[CLS][PAD][MASK]"]
+    ids = encoder.encode(texts).as_lists()
+    assert ids == _reference(char_tokenizer, texts, 64)
+    # One [SEP] (the tokenizer's own, at the end), not the one the user typed.
+    assert ids[0].count(char_tokenizer.token_to_id("[SEP]")) == 1
+    assert ids[1].count(char_tokenizer.token_to_id("[CLS]")) == 1
+
+
+def test_a_batch_with_a_non_special_added_token_goes_to_the_fallback():
     class Counting(RustEncoder):
         calls = 0
 
@@ -60,19 +71,20 @@ def test_a_batch_without_added_tokens_takes_the_table_and_one_with_them_the_fall
             Counting.calls += 1
             return super().encode(texts)
 
-    encoder = CharTableEncoder.from_tokenizer(char_tokenizer, 64)
+    tokenizer = train_tokenizer(SEED_TEXTS, vocab_size=500, kind="char")
+    tokenizer.add_tokens(["ㅋㅋㅋ"])  # an added token that is not special: the tokenizer matches it in text
+    encoder = CharTableEncoder.from_tokenizer(tokenizer, 64)
     assert encoder is not None
-    encoder._fallback = Counting(char_tokenizer, 64)
+    encoder._fallback = Counting(tokenizer, 64)
     encoder.encode(["씨발 뭐야", "좋은 하루"])
     assert Counting.calls == 0
-    mixed = ["씨발 뭐야", "보내기 [SEP] 끝"]
+    mixed = ["씨발 뭐야", "웃겨 ㅋㅋㅋ 끝"]
     ids = encoder.encode(mixed).as_lists()
     assert Counting.calls == 1
-    assert ids == _reference(char_tokenizer, mixed, 64)
-    # The tokenizer reads "[SEP]" typed in a text as the token itself.
-    assert ids[1].count(char_tokenizer.token_to_id("[SEP]")) == 2
+    assert ids == _reference(tokenizer, mixed, 64)
+    assert tokenizer.token_to_id("ㅋㅋㅋ") in ids[1]
     # A token split across two texts of the batch is not a token: the table encodes that batch.
-    encoder.encode(["[SE", "P]"])
+    encoder.encode(["ㅋ", "ㅋㅋ"])
     assert Counting.calls == 1
 
 
@@ -86,7 +98,7 @@ def test_bpe_rust_encoder_gives_the_tokenizers_ids(bpe_tokenizer):
 def test_any_unicode_text_encodes_as_the_tokenizer_does(char_tokenizer, texts):
     encoder = CharTableEncoder.from_tokenizer(char_tokenizer, 24)
     assert encoder is not None
-    encoder._fallback = None  # generated texts do not spell "[CLS]"; if one did, encode() would fail loudly
+    encoder._fallback = None  # special tokens typed in a text are characters: no text needs the fallback
     assert encoder.encode(texts).as_lists() == _reference(char_tokenizer, texts, 24)
 
 

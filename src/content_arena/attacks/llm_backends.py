@@ -7,13 +7,17 @@ retry policy lives in :class:`~content_arena.attacks.llm.LLMParaphrase`.
 
 :func:`make_backend` picks the backend from ``backend`` or, with ``"auto"``, from the host: a URL whose
 path ends in ``/v1`` (``http://127.0.0.1:8080/v1``) or that starts with ``openai+`` is OpenAI-compatible,
-``ollama-chat+http://...`` is Ollama's chat endpoint, anything else Ollama's generate endpoint.
+``ollama-chat+http://...`` is Ollama's chat endpoint, ``transformers+<directory, hub id or .gguf file>``
+runs the model in this process (:class:`TransformersLocal`, no server), anything else Ollama's generate
+endpoint.
 """
 
 from __future__ import annotations
 
 import abc
 import os
+import threading
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -23,11 +27,12 @@ __all__ = [
     "OllamaChat",
     "OllamaGenerate",
     "OpenAICompatible",
+    "TransformersLocal",
     "make_backend",
     "resolve_backend",
 ]
 
-BACKENDS = ("auto", "ollama", "ollama-chat", "openai")
+BACKENDS = ("auto", "ollama", "ollama-chat", "openai", "transformers")
 
 
 class LLMError(RuntimeError):
@@ -162,11 +167,61 @@ class OpenAICompatible(LLMBackend):
         self._client.close()
 
 
+class TransformersLocal(LLMBackend):
+    """A causal LM run in this process with transformers' ``generate``: no server to start.
+
+    ``host`` is the model: a directory, a hub id, or a ``.gguf`` file (dequantised once into
+    ``$ARENA_HOME/backbones``, as ``model.base_model`` is). The prompt goes through the model's chat
+    template when it has one. The model is loaded once, in float32, and one generation runs at a time
+    (a lock): this backend is for small models and tests, not for serving many attackers at once.
+    """
+
+    name = "transformers"
+
+    def __init__(self, host: str, model: str, timeout: float, *, max_new_tokens: int = 64) -> None:
+        super().__init__(host, model, timeout)
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from content_arena.defender.transformer import dtype_argument
+
+        location = host.removeprefix("transformers+")
+        if location.lower().endswith(".gguf"):
+            from content_arena.training.backbones import dequantize_gguf
+
+            location = str(dequantize_gguf(location, Path(os.environ.get("ARENA_HOME", ".arena")) / "backbones"))
+        self.max_new_tokens = max_new_tokens
+        self._tokenizer = AutoTokenizer.from_pretrained(location)
+        self._model = AutoModelForCausalLM.from_pretrained(location, **dtype_argument(torch.float32)).eval()
+        self._lock = threading.Lock()
+
+    def _prompt_ids(self, system: str, prompt: str):
+        if getattr(self._tokenizer, "chat_template", None):
+            messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+            encoded = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
+            return encoded["input_ids"] if hasattr(encoded, "keys") else encoded
+        return self._tokenizer(f"{system}\n\n{prompt}\n", return_tensors="pt")["input_ids"]
+
+    def complete(self, system: str, prompt: str, *, temperature: float, seed: int | None = None) -> str:
+        import torch
+
+        ids = self._prompt_ids(system, prompt)
+        sampling: dict[str, Any] = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else self._tokenizer.eos_token_id
+        with self._lock, torch.inference_mode():
+            if seed is not None:
+                torch.manual_seed(seed)
+            out = self._model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.max_new_tokens,
+                                       pad_token_id=pad, **sampling)
+        return self._tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
 def resolve_backend(host: str, backend: str = "auto") -> tuple[str, str]:
     """``(backend name, host without a scheme prefix)`` for ``host`` (see the module docstring)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown LLM backend {backend!r}; known: {', '.join(BACKENDS)}")
-    for prefix, name in (("openai+", "openai"), ("ollama-chat+", "ollama-chat"), ("ollama+", "ollama")):
+    for prefix, name in (("openai+", "openai"), ("ollama-chat+", "ollama-chat"), ("ollama+", "ollama"),
+                         ("transformers+", "transformers")):
         if host.startswith(prefix):
             return (name if backend == "auto" else backend), host.removeprefix(prefix)
     if backend != "auto":
@@ -177,8 +232,10 @@ def resolve_backend(host: str, backend: str = "auto") -> tuple[str, str]:
 def make_backend(
     host: str, model: str, timeout: float = 30.0, *, backend: str = "auto", api_key: str | None = None
 ) -> LLMBackend:
-    """The backend for ``host`` (``backend``: ``auto``, ``ollama``, ``ollama-chat`` or ``openai``)."""
+    """The backend for ``host`` (``backend``: ``auto``, ``ollama``, ``ollama-chat``, ``openai`` or ``transformers``)."""
     name, url = resolve_backend(host, backend)
+    if name == "transformers":
+        return TransformersLocal(url, model, timeout)
     if name == "openai":
         return OpenAICompatible(url, model, timeout, api_key=api_key)
     if name == "ollama-chat":

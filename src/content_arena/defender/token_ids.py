@@ -7,6 +7,11 @@ Rust ``Encoding`` object per text (with offsets, type ids and masks the defender
 512 BEEP! comments the Rust tokenizer encodes about 30,000-40,000 texts/s on this machine, a third of
 the defender's time. Any other tokenizer (BPE, a ``base_model``'s WordPiece) goes through
 :class:`RustEncoder`. Both give the same ids as ``tokenizer.encode_batch`` (tested on both kinds).
+
+User text is never read as special tokens: ``</s>``, ``<|im_end|>`` or ``[SEP]`` typed in a comment are
+split like any other text (:func:`literal_special_tokens`), so a user cannot end a sequence early,
+inject a chat-template control token or reach an id the model never saw in that place. The special
+tokens a tokenizer adds itself (``[CLS] … [SEP]``, a decoder's BOS) are added as before.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from tokenizers import Tokenizer
 
-__all__ = ["CharTableEncoder", "RustEncoder", "TokenIds", "TokenEncoder", "encoder_for"]
+__all__ = [
+    "CharTableEncoder", "RustEncoder", "TokenIds", "TokenEncoder", "encoder_for", "literal_special_tokens", "load_tokenizer",
+]
 
 _EACH_CHARACTER = "[\\s\\S]"
 
@@ -58,6 +66,24 @@ class TokenIds:
         return [self.ids[o : o + n].tolist() for o, n in zip(offsets.tolist(), self.lengths.tolist(), strict=True)]
 
 
+def literal_special_tokens(tokenizer: Tokenizer) -> Tokenizer:
+    """``tokenizer`` set to split special tokens found in the text as plain text; returns it.
+
+    ``tokenizers`` does not save this setting in ``tokenizer.json``, so every place that loads a
+    tokenizer sets it (:func:`load_tokenizer`, :class:`RustEncoder`); ``tokenizer_config.json`` carries
+    it as ``split_special_tokens`` for transformers' own loaders.
+    """
+    tokenizer.encode_special_tokens = True
+    return tokenizer
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """The ``tokenizer.json`` at ``path`` (a file or the model directory holding it), special tokens in
+    text read literally (:func:`literal_special_tokens`)."""
+    path = Path(path)
+    return literal_special_tokens(Tokenizer.from_file(str(path / "tokenizer.json" if path.is_dir() else path)))
+
+
 class TokenEncoder(Protocol):
     def encode(self, texts: Sequence[str]) -> TokenIds: ...
 
@@ -66,7 +92,7 @@ class RustEncoder:
     """Any ``tokenizers.Tokenizer``, truncated to ``max_length`` (special tokens included)."""
 
     def __init__(self, tokenizer: Tokenizer, max_length: int):
-        self.tokenizer = tokenizer
+        self.tokenizer = literal_special_tokens(tokenizer)
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length)
         # encode_batch_fast (tokenizers >= 0.21) skips the character offsets nobody here reads.
@@ -84,9 +110,9 @@ class CharTableEncoder:
 
     Text ``t`` becomes ``[CLS] + table[c] for c in t[: max_length - 2] + [SEP]``, exactly as the
     tokenizer encodes it: a character it has no id for is ``[UNK]``, and truncation keeps the first
-    characters so that the special tokens fit in ``max_length``. A batch where some text spells out an
-    added token (``[SEP]`` typed by a user) goes to ``fallback``, since the tokenizer reads that as the
-    token itself and the model was trained so.
+    characters so that the special tokens fit in ``max_length``. Special tokens typed in a text are
+    characters like any others (see the module docstring). A batch where some text spells out an added
+    token that is not special goes to ``fallback``, since the tokenizer reads that as the token itself.
     """
 
     def __init__(self, char_ids: dict[str, int], *, unk_id: int, cls_id: int, sep_id: int, max_length: int,
@@ -107,6 +133,7 @@ class CharTableEncoder:
     @classmethod
     def from_tokenizer(cls, tokenizer: Tokenizer, max_length: int) -> CharTableEncoder | None:
         """The table for ``tokenizer`` if it is the character-level kind, else None."""
+        literal_special_tokens(tokenizer)  # the table reads every character, "[SEP]" typed in a text too
         spec = json.loads(tokenizer.to_str())
         model, pre = spec.get("model") or {}, spec.get("pre_tokenizer") or {}
         if (
@@ -119,7 +146,7 @@ class CharTableEncoder:
             or (spec.get("truncation") or {}).get("direction", "Right") != "Right"
         ):
             return None
-        added = [t["content"] for t in spec.get("added_tokens", [])]
+        added = [t["content"] for t in spec.get("added_tokens", []) if not t.get("special")]
         special = {t["content"]: t["id"] for t in spec.get("added_tokens", []) if t.get("special")}
         post = spec.get("post_processor") or {}
         single = post.get("single") if post.get("type") == "TemplateProcessing" else None

@@ -18,10 +18,18 @@ from content_arena.data import Example
 from content_arena.defender.artifacts import TOKENIZER_FILE, ModelManifest, write_manifest
 from content_arena.defender.normalizer import normalize_many
 from content_arena.defender.recognizer import RECOGNIZER_FILE, WordRecognizer
+from content_arena.defender.token_ids import load_tokenizer
+from content_arena.training.backbones import challenger_learning_rate, champion_learning_rate, load_backbone
 from content_arena.training.calibration import PolicyFit, fit_policy
 from content_arena.training.loop import EpochCallback, encode, fit, predict_scores
-from content_arena.training.lora import choose_adapter_mode, load_for_adapter, lora_config, merge_adapter
-from content_arena.training.model_factory import build_small_classifier, load_pretrained_classifier
+from content_arena.training.lora import (
+    choose_adapter_mode,
+    load_for_adapter,
+    lora_config,
+    lora_targets,
+    merge_adapter,
+)
+from content_arena.training.model_factory import build_small_classifier, check_token_ids_fit
 from content_arena.training.ngram_solver import fit_ngram_branch_linear
 from content_arena.training.tokenizer import phonetic_fold_ids, save_tokenizer, train_tokenizer
 
@@ -143,6 +151,7 @@ def _save(
 ) -> None:
     """Weights, tokenizer (copied from a champion directory, with its word recogniser, or saved), and the
     manifest with the policy threshold, the operating point, the calibration and the validation figures."""
+    check_token_ids_fit(model, tokenizer_source)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     if recognizer is not None:
@@ -251,9 +260,11 @@ def train_champion(
     started = time.perf_counter()
     raw_corpus = [*(tokenizer_texts or []), *texts]
     corpus = normalize_many(raw_corpus)
-    if cfg.model.base_model:
-        model, tokenizer = load_pretrained_classifier(cfg.model.base_model)
+    backbone = load_backbone(cfg.model.base_model, cfg) if cfg.model.base_model else None
+    if backbone is not None:
+        model, tokenizer = backbone.model, backbone.tokenizer
         source = f"pretrained:{cfg.model.base_model}"
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"max_length": backbone.recipe.max_length})})
     else:
         tokenizer = train_tokenizer(corpus, vocab_size=cfg.model.vocab_size, kind=cfg.model.tokenizer)
         model = build_small_classifier(cfg.model, tokenizer)
@@ -266,25 +277,28 @@ def train_champion(
     pad_id = _pad_id(model, tokenizer)
     # Rule variants added by hardening are garbled on purpose: their words must not become known ones.
     hardened = {e.text for e in examples if (e.source or "").startswith("harden:")}
-    recognizer = _build_recognizer([t for t, raw in zip(corpus, raw_corpus, strict=True) if raw not in hardened], cfg)
+    recognizer = None if backbone else _build_recognizer(  # a backbone reads its own vocabulary
+        [t for t, raw in zip(corpus, raw_corpus, strict=True) if raw not in hardened], cfg)
     data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length, recognizer)
+    learning_rate = champion_learning_rate(backbone.recipe if backbone else None, cfg.training)
     params = {
         "mode": "full",
         "model_source": source,
         "n_train": len(texts),
         "epochs": cfg.training.epochs,
-        "learning_rate": cfg.training.learning_rate,
+        "learning_rate": learning_rate,
         "batch_size": cfg.training.batch_size,
         "vocab_size": tokenizer.get_vocab_size(),
         "hidden_size": cfg.model.hidden_size,
         "num_layers": cfg.model.num_layers,
         "harden_strategies": ",".join(cfg.training.harden_strategies) or "none",
         "word_recognition_vocabulary": len(recognizer) if recognizer is not None else 0,
+        **(backbone.params() if backbone else {}),
     }
     if tracker:
         tracker.log_params(params)
     fit_args = dict(
-        pad_id=pad_id, epochs=cfg.training.epochs, learning_rate=cfg.training.learning_rate,
+        pad_id=pad_id, epochs=cfg.training.epochs, learning_rate=learning_rate,
         weight_decay=cfg.training.weight_decay,
     )
     history: list[dict[str, float]] = []
@@ -315,8 +329,10 @@ def train_champion(
     # scores describe the saved model as it will meet unseen texts.
     policy = _policy(model, data.val_ids, data.val_labels, cfg, pad_id, tracker)
     out = Path(out_dir)
-    _save(model, tokenizer, out, cfg, {"mode": "full", "source": source, "pad_id": pad_id,
-                                         "use_encoder": uses_encoder, **fitted.best_val}, policy, recognizer)
+    _save(model, backbone.hf_tokenizer if backbone else tokenizer, out, cfg,
+          {"mode": "full", "source": source, "pad_id": pad_id, "use_encoder": uses_encoder,
+           "learning_rate": learning_rate, **({"backbone": backbone.recipe.to_dict()} if backbone else {}),
+           **fitted.best_val}, policy, recognizer)
     log.info("champion trained in %.1fs (%d examples) → %s", time.perf_counter() - started, len(texts), out)
     return TrainResult(out, "full", fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started,
                        len(texts), policy)
@@ -373,7 +389,6 @@ def train_challenger(
         The saved challenger, its history and its policy fit.
     """
     from peft import get_peft_model
-    from tokenizers import Tokenizer
 
     _set_threads(cfg.training.torch_threads)
     torch.manual_seed(cfg.training.seed)
@@ -381,8 +396,11 @@ def train_challenger(
     texts, labels = _texts_labels(examples, cfg.training.max_train_examples)
     started = time.perf_counter()
     mode = choose_adapter_mode(cfg.training)
-    tokenizer = Tokenizer.from_file(str(champion_dir / TOKENIZER_FILE))
+    tokenizer = load_tokenizer(champion_dir)
     model = load_for_adapter(champion_dir, mode)
+    backbone = getattr(model.config, "arena_backbone", None)  # the champion's recipe, when pretrained
+    if backbone:
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"max_length": backbone["max_length"]})})
     for module in model.modules():
         # LoRA trains small dense factors beside frozen tables; sparse lookups would hand them sparse
         # gradients, which peft's embedding adapter cannot use.
@@ -393,6 +411,8 @@ def train_challenger(
     recognizer = WordRecognizer.load(champion_dir)
     data = EncodedSets.build(tokenizer, texts, labels, val_examples, cfg.model.max_length, recognizer)
     idf = _open_ngram_idf(model, data)
+    targets = lora_targets(model).summary()
+    learning_rate = challenger_learning_rate(backbone, cfg.training)
     model = get_peft_model(model, lora_config(model, cfg.training))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
@@ -403,7 +423,8 @@ def train_challenger(
                 "mode": mode,
                 "n_train": len(texts),
                 "epochs": cfg.training.challenger_epochs,
-                "learning_rate": cfg.training.challenger_learning_rate,
+                "learning_rate": learning_rate,
+                "lora_targets": ",".join(targets)[:500],
                 "lora_r": cfg.training.lora_r,
                 "lora_alpha": cfg.training.lora_alpha,
                 "trainable_params": trainable,
@@ -411,7 +432,7 @@ def train_challenger(
         )
     fitted = _fit(
         model, data, cfg, tracker, pad_id=pad_id,
-        epochs=cfg.training.challenger_epochs, learning_rate=cfg.training.challenger_learning_rate, weight_decay=0.0,
+        epochs=cfg.training.challenger_epochs, learning_rate=learning_rate, weight_decay=0.0,
     )
     with tempfile.TemporaryDirectory(prefix="arena-adapter-") as tmp:
         model.save_pretrained(tmp)
@@ -428,7 +449,9 @@ def train_challenger(
         policy_labels = [int(e.label) for e in policy_examples]
     policy = _policy(merged, policy_ids, policy_labels, cfg, pad_id, tracker)
     _save(merged, champion_dir, out, cfg, {"mode": mode, "parent": str(champion_dir), "pad_id": pad_id,
-                                           **fitted.best_val}, policy)
+                                           "learning_rate": learning_rate, "lora_targets": targets,
+                                           **({"backbone": backbone} if backbone else {}), **fitted.best_val},
+          policy)
     log.info("challenger (%s) trained in %.1fs (%d examples) → %s", mode, time.perf_counter() - started, len(texts), out)
     return TrainResult(out, mode, fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started,
                        len(texts), policy)

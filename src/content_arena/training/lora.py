@@ -1,16 +1,35 @@
-"""LoRA and QLoRA adapters for challengers, merged back into plain weights after training."""
+"""LoRA and QLoRA adapters for challengers, merged back into plain weights after training.
+
+The adapted layers are found in the module graph, by type and position, never from lists of names
+(which differ per architecture: ``query``/``q_proj``/``query_proj``/``Wqkv``/``query_key_value`` ...):
+
+* **attention**: every ``nn.Linear`` (or transformers' ``Conv1D``, GPT-2 style) inside a module whose
+  class is an attention block (its type name says ``Attention``: ``BertSelfAttention``,
+  ``DisentangledSelfAttention``, ``LlamaAttention``, ``GPTNeoXAttention`` ...);
+* **dense**: every other linear layer (feed-forward/MLP projections, the pooler, an embedding
+  projection), except the classification head, which is trained in full beside the adapter;
+* **embeddings** (models built from config only): the token embedding and the n-gram table.
+  Evasions arrive as token sequences such a small champion rarely saw (leetspeak, romanisation), and
+  attention-only adapters cannot give those tokens new meaning. A pretrained backbone's embedding
+  already knows its vocabulary (and for a decoder it is the largest matrix of the model), so it
+  stays frozen there.
+
+The chosen layers are logged and recorded in the challenger's manifest (``lora_targets``).
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
 
 from content_arena.config import TrainingConfig
-from content_arena.training.model_factory import lora_target_modules
+from content_arena.training.backbones import dtype_argument
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +54,75 @@ def choose_adapter_mode(cfg: TrainingConfig) -> AdapterMode:
     return "lora"
 
 
+@dataclass(frozen=True)
+class LoraTargets:
+    """The layers an adapter trains, by full module name, in three groups (see the module docstring)."""
+
+    attention: tuple[str, ...]
+    dense: tuple[str, ...]
+    embeddings: tuple[str, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.attention, *self.dense, *self.embeddings]
+
+    def summary(self) -> list[str]:
+        """The names with layer indices folded (``model.layers.*.self_attn.q_proj``), in model order."""
+        return list(dict.fromkeys(re.sub(r"\.\d+(?=\.|$)", ".*", name) for name in self.names))
+
+
+def _adaptable_types() -> tuple[type, ...]:
+    from transformers.pytorch_utils import Conv1D
+
+    return (torch.nn.Linear, Conv1D)
+
+
+def lora_targets(model: torch.nn.Module) -> LoraTargets:
+    """The layers LoRA adapts in ``model``, found from its module graph (see the module docstring).
+
+    Raises:
+        ValueError: the model has no linear layer outside its head.
+    """
+    if not getattr(model.config, "use_encoder", True):
+        # A champion saved without its encoder: only the n-gram table is in the forward pass.
+        return LoraTargets((), (), ("ngram_embeddings",))
+    modules = dict(model.named_modules())
+    heads = _heads(model)
+    in_head = lambda name: any(name == h or name.startswith(h + ".") for h in heads)  # noqa: E731
+
+    def in_attention(name: str) -> bool:
+        parts = name.split(".")
+        return any("attention" in type(modules[".".join(parts[:i])]).__name__.lower() for i in range(1, len(parts)))
+
+    attention, dense = [], []
+    for name, module in modules.items():
+        if name and isinstance(module, _adaptable_types()) and not in_head(name):
+            (attention if in_attention(name) else dense).append(name)
+    if not attention and not dense:
+        raise ValueError(f"{type(model).__name__}: no linear layer outside the head {heads} to adapt")
+    embeddings: list[str] = []
+    if not getattr(model.config, "arena_backbone", None):
+        token_table = model.get_input_embeddings()
+        embeddings = [name for name, module in modules.items() if module is token_table]
+        if "ngram_embeddings" in modules:
+            embeddings.append("ngram_embeddings")
+    return LoraTargets(tuple(attention), tuple(dense), tuple(embeddings))
+
+
 def lora_config(model: torch.nn.Module, cfg: TrainingConfig):
+    """The adapter for ``model``: rank and dropout from ``cfg``, layers from :func:`lora_targets`
+    (logged), the classification heads trained in full."""
     from peft import LoraConfig, TaskType
 
+    targets = lora_targets(model)
+    log.info("LoRA targets (%d attention, %d dense, %d embedding layers): %s", len(targets.attention),
+             len(targets.dense), len(targets.embeddings), ", ".join(targets.summary()))
     return LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
-        target_modules=lora_target_modules(model),
+        target_modules=targets.names,
         modules_to_save=_heads(model),
     )
 
@@ -78,7 +157,9 @@ def load_for_adapter(model_dir: Path, mode: AdapterMode) -> torch.nn.Module:
             model_dir, quantization_config=quant, device_map={"": 0}, use_safetensors=True, local_files_only=True
         )
         return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    return AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True, local_files_only=True)
+    # LoRA trains in float32 whatever the champion was saved in (bfloat16 after a CUDA fine-tune).
+    return AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True, local_files_only=True,
+                                                              **dtype_argument(torch.float32))
 
 
 def merge_adapter(base_dir: Path, adapter_dir: Path) -> torch.nn.Module:
@@ -88,5 +169,6 @@ def merge_adapter(base_dir: Path, adapter_dir: Path) -> torch.nn.Module:
 
     import content_arena.defender.ngram_bert  # noqa: F401  registers the default architecture
 
-    base = AutoModelForSequenceClassification.from_pretrained(base_dir, use_safetensors=True, local_files_only=True)
+    base = AutoModelForSequenceClassification.from_pretrained(base_dir, use_safetensors=True, local_files_only=True,
+                                                              **dtype_argument(torch.float32))
     return PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()

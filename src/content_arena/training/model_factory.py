@@ -1,9 +1,13 @@
-"""Build the classifier: from a config (default, offline) or from a pretrained ``base_model``."""
+"""Build the classifier from a config (the default, offline), and check a model against its tokenizer.
+
+A pretrained ``model.base_model`` is loaded by :mod:`content_arena.training.backbones`.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer
@@ -11,10 +15,6 @@ from tokenizers import Tokenizer
 from content_arena.config import ModelConfig
 
 log = logging.getLogger(__name__)
-
-# LoRA targets by architecture family: BERT-like names first, Llama/Mistral-like second.
-LORA_TARGET_FAMILIES = (("query", "value", "key", "dense", "word_embeddings", "ngram_embeddings"), ("q_proj", "v_proj", "k_proj", "o_proj", "embed_tokens"))
-
 
 def build_small_classifier(cfg: ModelConfig, tokenizer: Tokenizer) -> torch.nn.Module:
     """A BERT-style encoder of the configured size with a two-class head, randomly initialised.
@@ -51,38 +51,38 @@ def build_small_classifier(cfg: ModelConfig, tokenizer: Tokenizer) -> torch.nn.M
     return BertForSequenceClassification(BertConfig(**settings))
 
 
-def load_pretrained_classifier(base_model: str) -> tuple[torch.nn.Module, Tokenizer]:
-    """A local directory (or a hub id, for users with a hub) with a fast tokenizer."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    path = Path(base_model).expanduser()
-    source = str(path) if path.exists() else base_model
-    log.info("loading base model %s", source)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=2, id2label={0: "clean", 1: "toxic"}, label2id={"clean": 0, "toxic": 1}
-    )
-    fast = AutoTokenizer.from_pretrained(source, use_fast=True)
-    if not getattr(fast, "is_fast", False):
-        raise ValueError(f"base model {base_model} has no fast tokenizer (tokenizer.json)")
-    tokenizer: Tokenizer = fast.backend_tokenizer
-    if tokenizer.token_to_id("[PAD]") is None and fast.pad_token is None:
-        raise ValueError(f"base model {base_model}: its tokenizer defines no padding token")
-    return model, tokenizer
+def _emittable_ids(tokenizer: Any) -> dict[str, int]:
+    """Every token a tokenizer can emit with its id: vocabulary, added and special tokens."""
+    if isinstance(tokenizer, Path):
+        tokenizer = Tokenizer.from_file(str(tokenizer / "tokenizer.json" if tokenizer.is_dir() else tokenizer))
+    if not isinstance(tokenizer, Tokenizer):  # a transformers tokenizer
+        tokenizer = tokenizer.backend_tokenizer
+    return tokenizer.get_vocab(with_added_tokens=True)
 
 
-def lora_target_modules(model: torch.nn.Module) -> list[str]:
-    """The linear (and token-embedding) layers LoRA should adapt, found by name in ``model``.
+def check_token_ids_fit(model: torch.nn.Module, tokenizer: Any) -> None:
+    """Refuse a model whose tokenizer can emit an id its token embedding has no row for.
 
-    The token embeddings are adapted too: evasions arrive as token sequences the champion rarely
-    saw (leetspeak, romanisation), and attention-only adapters cannot give those tokens new meaning.
+    Such an id raises ``IndexError`` only when a text happens to contain that token, long after the
+    model was saved and promoted; checked here, the mismatch is found when the model is built or saved.
+
+    Args:
+        model: the classifier (its ``get_input_embeddings()``).
+        tokenizer: a ``tokenizers.Tokenizer``, a transformers tokenizer, or a directory/``tokenizer.json`` path.
+
+    Raises:
+        ValueError: naming the highest such id and token, and the embedding size.
     """
-    if not getattr(model.config, "use_encoder", True):
-        # A champion saved without its encoder: only the n-gram table is in the forward pass.
-        return ["ngram_embeddings"]
-    adaptable = (torch.nn.Linear, torch.nn.Embedding)
-    linear_names = {name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, adaptable)}
-    for family in LORA_TARGET_FAMILIES:
-        found = [name for name in family if name in linear_names]
-        if found:
-            return found
-    raise ValueError(f"no known LoRA target modules among {sorted(linear_names)}")
+    embeddings = model.get_input_embeddings()
+    rows = getattr(embeddings, "num_embeddings", None)
+    if rows is None:
+        return
+    vocab = _emittable_ids(tokenizer)
+    beyond = sorted(((index, token) for token, index in vocab.items() if index >= rows), reverse=True)
+    if beyond:
+        index, token = beyond[0]
+        raise ValueError(
+            f"the tokenizer can emit {len(beyond)} token id(s) the model has no embedding for: the highest is "
+            f"{index} ({token!r}) but the embedding matrix has {rows} rows; use the tokenizer the model was "
+            "trained with, or resize the model's embeddings before training"
+        )

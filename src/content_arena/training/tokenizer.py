@@ -9,15 +9,22 @@ with a 2,000-token BPE vocabulary (same solver, orders 1-3).
 symbol never hides the rest of the word; the choice for ``arena pretrain`` and larger vocabularies.
 
 Texts are normalised by the defender before they reach the tokenizer, so training uses normalised
-text too.
+text too. Special tokens typed in a text are read as plain text
+(:func:`~content_arena.defender.token_ids.literal_special_tokens`).
+
+A pretrained backbone's tokenizer is never one of these: it is saved exactly as the backbone ships
+it (:func:`save_tokenizer` with the transformers tokenizer), with no token added.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+from content_arena.defender.token_ids import literal_special_tokens
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -63,14 +70,34 @@ def _with_cls_sep(tokenizer: Tokenizer) -> Tokenizer:
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
     )
-    return tokenizer
+    return literal_special_tokens(tokenizer)
 
 
-def save_tokenizer(tokenizer: Tokenizer, model_dir: Path) -> None:
-    """Write ``tokenizer.json`` plus the files transformers needs to load it as a fast tokenizer."""
+def save_tokenizer(tokenizer: Tokenizer | Any, model_dir: Path) -> None:
+    """Write ``tokenizer.json`` plus the files transformers needs to load it as a fast tokenizer.
+
+    Args:
+        tokenizer: a tokenizer trained here (a ``tokenizers.Tokenizer`` holding ``[PAD] [UNK] [CLS] [SEP]
+            [MASK]``), or a pretrained backbone's transformers tokenizer, saved as it is.
+        model_dir: the model directory (created if missing).
+
+    Raises:
+        ValueError: a bare ``tokenizers.Tokenizer`` without those five tokens: wrapping it would add
+            them as new ids past the model's embedding matrix.
+    """
     from transformers import PreTrainedTokenizerFast
 
     model_dir.mkdir(parents=True, exist_ok=True)
+    if not isinstance(tokenizer, Tokenizer):
+        literal_special_tokens(tokenizer.backend_tokenizer)
+        tokenizer.split_special_tokens = True
+        tokenizer.init_kwargs["split_special_tokens"] = True
+        tokenizer.save_pretrained(model_dir)
+        return
+    missing = [token for token in SPECIAL_TOKENS if tokenizer.token_to_id(token) is None]
+    if missing:
+        raise ValueError(f"the tokenizer has no {' '.join(missing)}: save a pretrained backbone's tokenizer through "
+                         "its transformers tokenizer, which keeps its own special tokens")
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         pad_token="[PAD]",
@@ -78,6 +105,7 @@ def save_tokenizer(tokenizer: Tokenizer, model_dir: Path) -> None:
         cls_token="[CLS]",
         sep_token="[SEP]",
         mask_token="[MASK]",
+        split_special_tokens=True,
     )
     fast.save_pretrained(model_dir)
 
