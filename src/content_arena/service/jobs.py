@@ -244,6 +244,7 @@ def run_battle_job(
             _cache_battle_status(ctx, battle_id, "failed")
             return "failed"
         _cache_battle_status(ctx, battle_id, summary.status)
+        _publish_battle(ctx, summary.to_dict(), battle.model_version)
         invalidate_quality_report(ctx.backend)
         log.info("battle %s %s: %d rounds, evasion %.3f", battle_id, summary.status, summary.rounds,
                  summary.evasion_rate, extra={"battle_id": battle_id})
@@ -254,6 +255,35 @@ def run_battle_job(
 
 
 # ---------------------------------------------------------------------------------------- pipeline
+
+
+def queue_pipeline_run(ctx: ServiceContext, requested_by: str) -> tuple[str | None, str | None]:
+    """Queue one pipeline run under the one-run rule: take the training lock (owner = a new run id), then
+    record the run and push it. Returns ``(run_id, None)``, or ``(None, holder)`` when a run holds the lock.
+    """
+    import uuid
+
+    run_id = uuid.uuid4().hex
+    lock = ctx.backend.training_lock
+    if not lock.acquire(run_id, float(ctx.cfg.queue.training_lock_ttl_s)):
+        return None, lock.holder()
+    try:
+        ctx.runs.create(requested_by=requested_by, run_id=run_id)
+        ctx.backend.retrain_queue.push({"run_id": run_id})
+    except BaseException:
+        lock.release(run_id)
+        raise
+    log.info("pipeline run %s queued", run_id, extra={"run_id": run_id})
+    return run_id, None
+
+
+def _publish_battle(ctx: ServiceContext, summary: dict[str, Any], model_version: str | None) -> None:
+    """The ``battle_completed`` event and the detection-rate keys (see content_arena.monitoring)."""
+    from content_arena.monitoring import StateKeys, safely
+
+    safely(lambda: StateKeys(ctx.backend).battle_finished(summary, model_version,
+                                                          champion_version=ctx.champion.version),
+           "publish battle_completed")
 
 
 def run_pipeline_job(ctx: ServiceContext, run_id: str) -> str:
@@ -284,6 +314,8 @@ def run_pipeline_job(ctx: ServiceContext, run_id: str) -> str:
         lock.release(run_id)
         invalidate_quality_report(ctx.backend)
     log.info("pipeline run %s completed: %s", run_id, decision, extra={"run_id": run_id})
+    if summary.get("battle"):
+        _publish_battle(ctx, summary["battle"], str((summary.get("champion_before") or {}).get("version")))
     if summary.get("promoted") or summary.get("bootstrapped"):
         ctx.champion.refresh()
     return "completed"

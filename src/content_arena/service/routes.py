@@ -410,21 +410,11 @@ def trigger_pipeline(request: Request, principal: Principal = ADMIN) -> Any:
     The run holds the training lock (``lock:training``, owner = run id) from here until it ends, so a
     second trigger on any replica gets 409 naming the run in progress.
     """
-    ctx = app_state(request).ctx
-    run_id = uuid.uuid4().hex
-    lock = ctx.backend.training_lock
-    if not lock.acquire(run_id, float(ctx.cfg.queue.training_lock_ttl_s)):
-        holder = lock.holder()
+    run_id, holder = jobs.queue_pipeline_run(app_state(request).ctx, principal.key)
+    if run_id is None:
         return JSONResponse(
             {"detail": f"a pipeline run is already in progress: {holder}", "running_run_id": holder}, status_code=409
         )
-    try:
-        ctx.runs.create(requested_by=principal.key, run_id=run_id)
-        ctx.backend.retrain_queue.push({"run_id": run_id})
-    except BaseException:
-        lock.release(run_id)
-        raise
-    log.info("pipeline run %s queued", run_id, extra={"run_id": run_id})
     return {"run_id": run_id, "status": "queued"}
 
 
