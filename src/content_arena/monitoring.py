@@ -98,9 +98,15 @@ def check_reference(reference: Any) -> np.ndarray | None:
     bins, shares = reference.get("bins"), reference.get("shares")
     if not isinstance(bins, list) or not isinstance(shares, list) or len(shares) != len(SCORE_BINS) - 1:
         return None
-    if len(bins) != len(SCORE_BINS) or any(abs(float(a) - b) > 1e-9 for a, b in zip(bins, SCORE_BINS, strict=True)):
+    try:
+        if len(bins) != len(SCORE_BINS) or any(abs(float(a) - b) > 1e-9 for a, b in zip(bins, SCORE_BINS, strict=True)):
+            return None
+    except (TypeError, ValueError):
         return None
-    values = np.asarray(shares, dtype=np.float64)
+    try:
+        values = np.asarray(shares, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
     if not np.all(np.isfinite(values)) or values.sum() <= 0:
         return None
     return values / values.sum()

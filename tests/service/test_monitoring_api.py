@@ -202,3 +202,21 @@ def test_a_finished_battle_publishes_its_evasion_per_strategy_and_the_detection_
     keys = StateKeys(backend)
     assert keys.current_detection_rate()["battle_id"] == event["battle_id"]
     assert [e["battle_id"] for e in keys.detection_rate_history("7")] == [event["battle_id"]]
+
+
+@pytest.mark.redis
+def test_keys_and_events_on_redis(redis_backend: Any) -> None:
+    from content_arena.monitoring import StateKeys
+
+    keys = StateKeys(redis_backend)
+    subscription = redis_backend.subscribe("battle_completed")
+    subscription.get(timeout=0.2)
+    keys.battle_finished({"battle_id": "r1", "status": "completed", "rounds": 4, "evasion_rate": 0.25,
+                          "per_strategy": {"spacing": {"rounds": 4, "evaded": 1, "evasion_rate": 0.25}}}, "1")
+    event = subscription.get(timeout=2)
+    subscription.close()
+    assert event["battle_id"] == "r1" and event["per_strategy"] == {"spacing": 0.25}
+    assert keys.current_detection_rate()["detection_rate"] == pytest.approx(0.75)
+    assert redis_backend.client.llen(f"{redis_backend.prefix}metrics:detection_rate:history") == 1
+    keys.champion_changed("models:/content-filter/1", 0.9)
+    assert redis_backend.client.get(f"{redis_backend.prefix}model:champion:path") == "models:/content-filter/1"
