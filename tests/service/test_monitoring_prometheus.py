@@ -139,3 +139,9 @@ def test_prometheus_sees_the_drift_metric_rise_when_the_traffic_shifts(api_url: 
         return bool(result) and float(result[0]["value"][1]) == 330.0  # 30 of the first 300, then all 300
 
     wait_until(flagged, 30, "330 flagged texts")
+
+
+def test_the_rollouts_firing_alert_query_is_valid_promql(prometheus_url: str) -> None:
+    from content_arena.rollout import PrometheusClient, prometheus_alert_check
+
+    assert prometheus_alert_check(PrometheusClient(prometheus_url))(time.time() - 60) == []
