@@ -23,6 +23,7 @@ from content_arena.data import Example, load_examples, load_seed_corpus, split_e
 from content_arena.data_augmentor import augment, with_replay
 from content_arena.defender import TransformerDefender, load_defender
 from content_arena.evaluation import AdversarialSet, EvaluationReport, evaluate
+from content_arena.live_samples import with_reviewed
 from content_arena.model_promoter import compare, promote, reject
 from content_arena.quality_gate import GateResult, check_quality
 from content_arena.registry import CHALLENGER, CHAMPION, ModelRegistry, RunTracker
@@ -298,6 +299,7 @@ def run_pipeline(cfg: ArenaConfig, *, console: Any | None = None) -> PipelineSum
             # The gate failed on F1 or on attacked-clean FPR, not on evasions: retrain on the data itself.
             log.info("no evasions to learn from: the challenger trains on the training set alone")
             challenger_train = list(fit_set)
+        challenger_train = with_reviewed(challenger_train, ws.store)  # live texts a person labelled
         ws.store.add_training_samples(
             [
                 {"text": e.text, "label": e.label, "source": "augment", "battle_id": battle.battle_id,

@@ -315,6 +315,9 @@ def augment(config: str | None, overrides: str | None, failures: str | os.PathLi
     augmented = expand(found, splits["fit"], _strategies(cfg), cfg.augment, toxic_pool=splits["seeds"], seed=cfg.attack.seed)
     examples = with_replay(augmented.examples, splits["fit"], cfg.augment.replay_ratio, seed=cfg.attack.seed)
     with _workspace(cfg) as ws:
+        from content_arena.live_samples import with_reviewed
+
+        examples = with_reviewed(examples, ws.store)  # live texts a person labelled
         ws.store.add_training_samples(
             [
                 {"text": e.text, "label": e.label, "source": "augment", "battle_id": battle_id, "text_hash": text_hash(e.text)}
