@@ -8,7 +8,12 @@ import unicodedata
 import numpy as np
 import pytest
 
-from content_arena.defender.normalizer import NORMALIZATION_KINDS, normalize, normalize_many, normalize_many_with_kinds
+from content_arena.defender.normalizer import (
+    NORMALIZATION_KINDS,
+    normalize,
+    normalize_many,
+    normalize_many_with_kinds,
+)
 from content_arena.monitoring import (
     SCORE_BINS,
     BatchSignals,

@@ -422,7 +422,7 @@ class LiveMonitor:
         self.cfg = cfg
         self.signals = signals or LiveSignals(drift_window=cfg.drift_window, drift_min_texts=cfg.drift_min_texts)
         self.on_candidates = on_candidates
-        self._references: dict[int, Any] = {}
+        self._references: dict[tuple[int, str | None], Any] = {}
         self._bucket = _TokenBucket(cfg.review_per_minute)
 
     def score(self, defender: Defender, texts: Sequence[str]) -> np.ndarray:
@@ -467,7 +467,7 @@ class LiveMonitor:
         return out
 
     def _reference(self, defender: Defender) -> Any:
-        key = id(defender)
+        key = (id(defender), defender.version)
         if key not in self._references:
             if len(self._references) > MAX_VERSIONS:
                 self._references.clear()

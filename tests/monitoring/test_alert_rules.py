@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tests.k8s.helpers import by_kind, kustomize, render_chart
 
 REPO = Path(__file__).resolve().parents[2]

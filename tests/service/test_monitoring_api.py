@@ -67,10 +67,10 @@ def test_monitoring_disabled_exports_no_live_signals(service_config: Any, make_c
 def test_drift_rises_when_the_traffic_shifts(service_config: Any, make_client: Any) -> None:
     client = make_client(service_config(monitoring={"drift_min_texts": 50, "drift_window": 100}),
                          defender=ReferencedDefender())
-    like_validation = ["좋은 하루 %d" % i if i % 10 else "이 놈 %d" % i for i in range(100)]
+    like_validation = [f"좋은 하루 {i}" if i % 10 else f"이 놈 {i}" for i in range(100)]
     client.post("/api/v1/classify", json={"texts": like_validation}, headers=READ)
     calm = client.app.state.arena.ctx.metrics.live.psi("7")
-    shifted = ["이 놈 %d" % i for i in range(200)]
+    shifted = [f"이 놈 {i}" for i in range(200)]
     client.post("/api/v1/classify", json={"texts": shifted}, headers=READ)
     moved = client.app.state.arena.ctx.metrics.live.psi("7")
     assert calm is not None and calm < 0.05

@@ -124,11 +124,11 @@ def classify(api_url: str, texts: list[str]) -> None:
 
 
 def test_prometheus_sees_the_drift_metric_rise_when_the_traffic_shifts(api_url: str, prometheus_url: str) -> None:
-    classify(api_url, ["좋은 하루 %d" % i if i % 10 else "이 놈 %d" % i for i in range(300)])
+    classify(api_url, [f"좋은 하루 {i}" if i % 10 else f"이 놈 {i}" for i in range(300)])
     calm = wait_until(lambda: (value := psi_in_prometheus(prometheus_url)) is not None and [value], 30,
                       "a first PSI sample")[0]
     assert calm < 0.1, calm
-    classify(api_url, ["이 놈 %d" % i for i in range(300)])
+    classify(api_url, [f"이 놈 {i}" for i in range(300)])
     moved = wait_until(lambda: (value := psi_in_prometheus(prometheus_url)) is not None and value > 0.2 and [value],
                        30, "PSI above 0.2")[0]
     assert moved > 1.0, moved
