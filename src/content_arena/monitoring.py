@@ -60,17 +60,21 @@ PSI_FLOOR = 1e-4
 # At most this many model versions are tracked per process; the one seen longest ago is dropped.
 MAX_VERSIONS = 8
 KINDS: tuple[str, ...] = NORMALIZATION_KINDS
-_KIND_BITS = np.array([1 << i for i in range(len(KINDS))], dtype=np.int64)
 
 
 # ------------------------------------------------------------------------------- score reference
 
 
-def score_histogram(scores: np.ndarray | Sequence[float]) -> np.ndarray:
-    """Counts of ``scores`` in the fixed :data:`SCORE_BINS` (scores outside [0, 1] are clipped)."""
+def score_bin_index(scores: np.ndarray | Sequence[float]) -> np.ndarray:
+    """The fixed :data:`SCORE_BINS` bin of each score: ``floor(10 * score)``, [0.9, 1] last (scores outside
+    [0, 1] are clipped)."""
     values = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
-    counts, _ = np.histogram(values, bins=np.asarray(SCORE_BINS))
-    return counts.astype(np.float64)
+    return np.minimum((values * (len(SCORE_BINS) - 1)).astype(np.int64), len(SCORE_BINS) - 2)
+
+
+def score_histogram(scores: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Counts of ``scores`` in the fixed :data:`SCORE_BINS`."""
+    return np.bincount(score_bin_index(scores), minlength=len(SCORE_BINS) - 1).astype(np.float64)
 
 
 def score_reference(scores: np.ndarray | Sequence[float]) -> dict[str, Any]:
@@ -181,11 +185,12 @@ def write_score_reference(model_dir: str | Path, texts: Sequence[str], *, batch_
 
 @dataclass
 class BatchSignals:
-    """What one batch tells about the traffic (everything but the scores, which come after the model)."""
+    """What one batch tells about the traffic, beside its scores: plain lists, made while preprocessing;
+    :class:`LiveSignals` turns many batches into numbers at once."""
 
-    lengths: np.ndarray  # characters per raw text
-    kinds: np.ndarray  # normaliser kind mask per text
-    changed_chars: np.ndarray  # |len(raw) - len(normalised)| per text
+    lengths: list[int]  # characters per raw text
+    kinds: list[int]  # normaliser kind mask per text (NORMALIZATION_KINDS bits)
+    normalized_lengths: list[int]  # characters per normalised text
     words: int = 0
     unknown_words: int = 0
 
@@ -209,9 +214,7 @@ def prepare(defender: Defender, texts: Sequence[str]) -> tuple[list[str], BatchS
         prepared = normalized if recognizer is None else recognizer.many(normalized)
     else:
         prepared = defender.preprocess(texts)
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    after = np.fromiter(map(len, normalized), dtype=np.int64, count=len(normalized))
-    return prepared, BatchSignals(lengths, np.asarray(masks, dtype=np.int64), np.abs(lengths - after), words, unknown)
+    return prepared, BatchSignals(list(map(len, texts)), masks, list(map(len, normalized)), words, unknown)
 
 
 def score_with_signals(defender: Defender, texts: Sequence[str]) -> tuple[np.ndarray, BatchSignals]:
@@ -225,8 +228,7 @@ def score_with_signals(defender: Defender, texts: Sequence[str]) -> tuple[np.nda
     if not defender.ready:
         raise DefenderNotReady(f"defender {defender.name!r} is not loaded")
     if len(texts) == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return np.zeros(0, dtype=np.float32), BatchSignals(empty, empty, empty)
+        return np.zeros(0, dtype=np.float32), BatchSignals([], [], [])
     lock = getattr(defender, "_lock", None) or contextlib.nullcontext()
     with lock:
         prepared, signals = prepare(defender, texts)
@@ -235,6 +237,12 @@ def score_with_signals(defender: Defender, texts: Sequence[str]) -> tuple[np.nda
 
 
 # ------------------------------------------------------------------------------ accumulators
+
+# Batches are kept as they come (a list append) and added up, vectorised over all of them, at each
+# scrape or once this many texts wait: the classify path pays for an append, not for a dozen small
+# numpy calls per batch.
+DRAIN_TEXTS = 4096
+_POPCOUNT_BITS = len(KINDS)
 
 
 @dataclass
@@ -254,17 +262,27 @@ class _Version:
     window_texts: float = 0.0
 
 
+@dataclass
+class _Batch:
+    scores: np.ndarray
+    threshold: float
+    signals: BatchSignals
+
+
 class LiveSignals:
     """Per-model-version accumulators of the live signals, and the Prometheus collector over them.
 
-    :meth:`observe` is called once per batch (numpy only); :meth:`collect` is called by
-    ``prometheus_client`` at each scrape. Register an instance in a ``CollectorRegistry``.
+    :meth:`observe` is called once per batch and only queues it; the queued batches are added up together
+    (numpy, no per-text Python) at each scrape (:meth:`collect`) or every :data:`DRAIN_TEXTS` texts.
+    Register an instance in a ``CollectorRegistry``.
     """
 
     def __init__(self, *, drift_window: int = 5000, drift_min_texts: int = 200) -> None:
         self.decay = 1.0 - 1.0 / max(2, int(drift_window))
         self.drift_min_texts = int(drift_min_texts)
         self._versions: OrderedDict[str, _Version] = OrderedDict()
+        self._pending: dict[str, list[_Batch]] = {}
+        self._pending_texts = 0
         self._lock = threading.Lock()
 
     def observe(self, version: str | None, scores: np.ndarray, threshold: float, signals: BatchSignals,
@@ -281,40 +299,55 @@ class LiveSignals:
         n = len(scores)
         if n == 0:
             return
-        scores = np.asarray(scores, dtype=np.float64)
-        flagged = float(np.count_nonzero(scores >= threshold))
-        kinds = ((signals.kinds[:, None] & _KIND_BITS[None, :]) != 0).sum(axis=0).astype(np.float64)
-        any_changed = float(np.count_nonzero(signals.kinds))
-        length_counts = np.bincount(np.searchsorted(np.asarray(LENGTH_BUCKETS), signals.lengths, side="left"),
-                                    minlength=len(LENGTH_BUCKETS) + 1).astype(np.float64)
-        bins = score_histogram(scores)
         key = str(version) if version is not None else "unknown"
         with self._lock:
-            state = self._versions.get(key)
-            if state is None:
-                state = _Version(reference=check_reference(reference))
-                self._versions[key] = state
+            if key not in self._versions:
+                self._versions[key] = _Version(reference=check_reference(reference))
                 while len(self._versions) > MAX_VERSIONS:
-                    self._versions.popitem(last=False)
-            else:
-                self._versions.move_to_end(key)
+                    dropped, _ = self._versions.popitem(last=False)
+                    self._pending.pop(dropped, None)
+            self._pending.setdefault(key, []).append(_Batch(scores, float(threshold), signals))
+            self._pending_texts += n
+            if self._pending_texts >= DRAIN_TEXTS:
+                self._drain()
+
+    def _drain(self) -> None:
+        """Add every queued batch to its version's accumulators (caller holds the lock)."""
+        for key, batches in self._pending.items():
+            state = self._versions.get(key)
+            if state is None or not batches:
+                continue
+            self._versions.move_to_end(key)
+            scores = np.concatenate([np.asarray(b.scores, dtype=np.float64) for b in batches])
+            n = len(scores)
+            thresholds = np.repeat([b.threshold for b in batches], [len(b.scores) for b in batches])
+            kinds = np.fromiter((k for b in batches for k in b.signals.kinds), dtype=np.uint8, count=n)
+            lengths = np.fromiter((k for b in batches for k in b.signals.lengths), dtype=np.int64, count=n)
+            bits = np.unpackbits(kinds[:, None], axis=1, bitorder="little")[:, :_POPCOUNT_BITS]
+            bins = score_bin_index(scores)
             state.texts += n
-            state.flagged += flagged
-            state.kinds += kinds
-            state.any_changed += any_changed
-            state.words += signals.words
-            state.unknown_words += signals.unknown_words
-            state.length_buckets += length_counts
-            state.length_sum += float(signals.lengths.sum())
-            state.score_bins += bins
+            state.flagged += float(np.count_nonzero(scores >= thresholds))
+            state.kinds += bits.sum(axis=0)
+            state.any_changed += float(np.count_nonzero(kinds))
+            state.words += sum(b.signals.words for b in batches)
+            state.unknown_words += sum(b.signals.unknown_words for b in batches)
+            state.length_buckets += np.bincount(np.searchsorted(np.asarray(LENGTH_BUCKETS), lengths, side="left"),
+                                                minlength=len(LENGTH_BUCKETS) + 1)
+            state.length_sum += float(lengths.sum())
+            state.score_bins += np.bincount(bins, minlength=len(SCORE_BINS) - 1)
             state.score_sum += float(scores.sum())
-            fade = self.decay ** n
-            state.window = state.window * fade + bins
-            state.window_texts = state.window_texts * fade + n
+            # Each text weighs decay ** (texts scored after it): the window as if fed one text at a time.
+            weights = self.decay ** np.arange(n - 1, -1, -1, dtype=np.float64)
+            state.window = state.window * self.decay ** n + np.bincount(bins, weights=weights,
+                                                                         minlength=len(SCORE_BINS) - 1)
+            state.window_texts = state.window_texts * self.decay ** n + float(weights.sum())
+        self._pending.clear()
+        self._pending_texts = 0
 
     def psi(self, version: str) -> float | None:
         """The current PSI of ``version`` against its reference; None without a reference or enough texts."""
         with self._lock:
+            self._drain()
             state = self._versions.get(str(version))
             if state is None or state.reference is None or state.texts < self.drift_min_texts:
                 return None
@@ -323,6 +356,7 @@ class LiveSignals:
     def snapshot(self, version: str) -> dict[str, Any] | None:
         """Totals of one version (for tests, logs and the bench)."""
         with self._lock:
+            self._drain()
             state = self._versions.get(str(version))
             if state is None:
                 return None
@@ -335,6 +369,7 @@ class LiveSignals:
 
     def collect(self) -> Iterator[Any]:
         with self._lock:
+            self._drain()
             states = {version: _copy(state) for version, state in self._versions.items()}
         yield from self._families(states)
 
@@ -400,6 +435,8 @@ def _bound(value: float) -> str:
 
 # ------------------------------------------------------------------------------- the monitor
 
+_POPCOUNT = np.array([bin(i).count("1") for i in range(1 << len(KINDS))], dtype=np.int64)
+
 
 @dataclass
 class ReviewCandidate:
@@ -436,7 +473,7 @@ class LiveMonitor:
         not fail a classification."""
         try:
             self.signals.observe(defender.version, scores, defender.threshold, signals, self._reference(defender))
-            if self.on_candidates is not None and self.cfg.review_sampling:
+            if self.on_candidates is not None and self.cfg.review_sampling and texts and self._bucket.ready():
                 picked = self.candidates(defender, texts, scores, signals)
                 if picked:
                     self.on_candidates(picked)
@@ -449,16 +486,17 @@ class LiveMonitor:
         ``review_min_kinds`` ways (or by a fifth of their length), as many as the rate limit allows."""
         threshold = float(defender.threshold)
         near = np.abs(np.asarray(scores, dtype=np.float64) - threshold) <= self.cfg.review_band
-        kind_count = ((signals.kinds[:, None] & _KIND_BITS[None, :]) != 0).sum(axis=1)
-        heavy = (kind_count >= self.cfg.review_min_kinds) | (
-            (signals.changed_chars >= 3) & (signals.changed_chars * 5 >= signals.lengths))
+        kinds = np.asarray(signals.kinds, dtype=np.int64)
+        lengths = np.asarray(signals.lengths, dtype=np.int64)
+        changed = np.abs(lengths - np.asarray(signals.normalized_lengths, dtype=np.int64))
+        heavy = (_POPCOUNT[kinds] >= self.cfg.review_min_kinds) | ((changed >= 3) & (changed * 5 >= lengths))
         chosen = np.flatnonzero(near | heavy)
         if chosen.size == 0:
             return []
         allowed = self._bucket.take(int(chosen.size))
         out = []
         for index in chosen[:allowed].tolist():
-            mask = int(signals.kinds[index])
+            mask = int(kinds[index])
             out.append(ReviewCandidate(
                 text=texts[index], score=float(scores[index]), threshold=threshold, model_version=defender.version,
                 reason="near_threshold" if near[index] else "heavily_normalized",
@@ -484,6 +522,10 @@ class _TokenBucket:
         self.tokens = self.capacity
         self.last = time.monotonic()
         self._lock = threading.Lock()
+
+    def ready(self) -> bool:
+        """Whether a take would get anything (no lock: a stale answer costs one wasted or skipped pick)."""
+        return self.tokens + (time.monotonic() - self.last) * self.rate >= 1.0
 
     def take(self, wanted: int) -> int:
         with self._lock:

@@ -288,20 +288,20 @@ def normalize_with_kinds(text: str) -> tuple[str, int]:
         if _HALFWIDTH_JAMO.search(text):
             mask |= _KIND_BIT["jamo"]
         text = stripped
-    conjoining = _CONJOINING.search(text) is not None
-    compat = _COMPAT_OR_HALFWIDTH_JAMO.search(text) is not None
     folded = _nfkc_keeping_compat_jamo(text)
-    if folded != text:
-        if conjoining:
-            mask |= _KIND_BIT["conjoining_jamo"]
-        if unicodedata.normalize("NFC", text) != folded:
-            mask |= _KIND_BIT["homoglyph"]
     recomposed = recompose_jamo(folded)
-    if recomposed != folded:
-        if conjoining:
-            mask |= _KIND_BIT["conjoining_jamo"]
-        if compat:
-            mask |= _KIND_BIT["jamo"]
+    if folded is not text or recomposed is not folded:  # the scans below run only for texts that changed
+        conjoining = _CONJOINING.search(text) is not None
+        if folded != text:
+            if conjoining:
+                mask |= _KIND_BIT["conjoining_jamo"]
+            if unicodedata.normalize("NFC", text) != folded:
+                mask |= _KIND_BIT["homoglyph"]
+        if recomposed != folded:
+            if conjoining:
+                mask |= _KIND_BIT["conjoining_jamo"]
+            if _COMPAT_OR_HALFWIDTH_JAMO.search(text):
+                mask |= _KIND_BIT["jamo"]
     text = recomposed.lower()
     if _FOLD_CHARS.search(text):
         text = text.translate(_FOLD_TABLE)
@@ -341,8 +341,14 @@ def normalize_many_with_kinds(texts: Iterable[str]) -> tuple[list[str], list[int
     Returns:
         The normalised texts (equal to ``normalize_many(texts)``) and one mask per text.
     """
-    pairs = [normalize_with_kinds(text) for text in texts]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
+    normalized: list[str] = []
+    masks: list[int] = []
+    add_text, add_mask = normalized.append, masks.append
+    for text in texts:
+        out, mask = normalize_with_kinds(text)
+        add_text(out)
+        add_mask(mask)
+    return normalized, masks
 
 
 class Normalizer:
