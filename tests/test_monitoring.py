@@ -88,8 +88,7 @@ def test_a_reference_with_other_bins_or_garbage_is_ignored() -> None:
 
 
 def signals_for(lengths: list[int], kinds: list[int]) -> BatchSignals:
-    length = np.asarray(lengths, dtype=np.int64)
-    return BatchSignals(length, np.asarray(kinds, dtype=np.int64), np.zeros_like(length), words=10, unknown_words=3)
+    return BatchSignals(list(lengths), list(kinds), list(lengths), words=10, unknown_words=3)
 
 
 def test_signals_accumulate_per_model_version_and_psi_waits_for_enough_texts() -> None:
@@ -117,21 +116,31 @@ def test_signals_accumulate_per_model_version_and_psi_waits_for_enough_texts() -
     assert 'arena_live_text_length_chars_bucket{le="+Inf",model_version="3"} 4.0' in text
 
 
-def test_review_candidates_are_rate_limited() -> None:
+def test_review_candidates_are_picked_when_batches_are_added_up_and_rate_limited() -> None:
     from content_arena.config import MonitoringConfig
 
     class Stub:
         threshold = 0.5
         version = "1"
 
-    monitor = LiveMonitor(MonitoringConfig(review_per_minute=3, review_band=0.05))
+    picked: list = []
+    monitor = LiveMonitor(MonitoringConfig(review_per_minute=3, review_band=0.05), on_candidates=picked.extend)
     texts = ["a", "b", "c", "d", "e"]
-    picked = monitor.candidates(Stub(), texts, np.array([0.5, 0.52, 0.9, 0.47, 0.1]),  # type: ignore[arg-type]
-                                signals_for([1] * 5, [0, 0, 0b11, 0, 0]))
-    assert [(c.text, c.reason) for c in picked] == [("a", "near_threshold"), ("b", "near_threshold"),
-                                                    ("c", "heavily_normalized")]
-    assert picked[2].kinds == ["invisible", "conjoining_jamo"]
-    assert monitor.candidates(Stub(), texts, np.array([0.5] * 5), signals_for([1] * 5, [0] * 5)) == []  # type: ignore[arg-type]
+    monitor.record(Stub(), texts, np.array([0.5, 0.52, 0.9, 0.47, 0.1]),  # type: ignore[arg-type]
+                   signals_for([1] * 5, [0, 0, 0b11, 0, 0]))
+    assert picked == []  # nothing is picked on the classify path itself
+    monitor.signals.snapshot("1")  # adds the queued batches up
+    # Four qualify (a, b, d near the threshold; c changed in two ways); three allowed, spread over them.
+    assert [(c.text, c.reason) for c in picked] == [("a", "near_threshold"), ("c", "heavily_normalized"),
+                                                    ("d", "near_threshold")]
+    monitor.record(Stub(), ["f"], np.array([0.5]), signals_for([1], [0b101]))  # type: ignore[arg-type]
+    monitor.signals.snapshot("1")
+    assert len(picked) == 3, "the minute's three samples are taken"
+    fresh: list = []
+    other = LiveMonitor(MonitoringConfig(review_per_minute=10), on_candidates=fresh.extend)
+    other.record(Stub(), ["ｘ ㅆㅣ"], np.array([0.1]), signals_for([4], [0b101]))  # type: ignore[arg-type]
+    other.signals.snapshot("1")
+    assert [(c.reason, c.kinds) for c in fresh] == [("heavily_normalized", ["invisible", "jamo"])]
 
 
 def test_keys_and_events_on_the_in_process_backend() -> None:

@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from content_arena.defender.base import Defender as BaseDefender
+from content_arena.defender.base import DefenderNotReady
 from content_arena.defender.normalizer import NORMALIZATION_KINDS, normalize_many_with_kinds
 
 if TYPE_CHECKING:
@@ -203,8 +205,6 @@ def prepare(defender: Defender, texts: Sequence[str]) -> tuple[list[str], BatchS
     Normalisation runs once, through :func:`normalize_many_with_kinds`; a defender that overrides
     ``preprocess`` keeps its own preprocessing and the kinds are computed beside it.
     """
-    from content_arena.defender.base import Defender as BaseDefender
-
     normalized, masks = normalize_many_with_kinds(texts)
     recognizer = getattr(defender, "recognizer", None)
     words = unknown = 0
@@ -228,8 +228,6 @@ def score_with_signals(defender: Defender, texts: Sequence[str]) -> tuple[np.nda
     Raises:
         DefenderNotReady: the defender is not loaded.
     """
-    from content_arena.defender import DefenderNotReady
-
     if not defender.ready:
         raise DefenderNotReady(f"defender {defender.name!r} is not loaded")
     if len(texts) == 0:
@@ -274,6 +272,20 @@ class _Batch:
     scores: np.ndarray
     threshold: float
     signals: BatchSignals
+    texts: Sequence[str] | None = None  # kept only while a review hook wants them
+
+
+@dataclass
+class DrainedBlock:
+    """The batches of one model version added up together: what a review hook picks texts from."""
+
+    version: str
+    texts: list[str]
+    scores: np.ndarray
+    thresholds: np.ndarray
+    kinds: np.ndarray
+    lengths: np.ndarray
+    normalized_lengths: np.ndarray
 
 
 class LiveSignals:
@@ -291,9 +303,11 @@ class LiveSignals:
         self._pending: dict[str, list[_Batch]] = {}
         self._pending_texts = 0
         self._lock = threading.Lock()
+        # Called with each drained block whose batches came with their texts (LiveMonitor's review sampling).
+        self.review: Callable[[DrainedBlock], None] | None = None
 
     def observe(self, version: str | None, scores: np.ndarray, threshold: float, signals: BatchSignals,
-                reference: Any = None) -> None:
+                reference: Any = None, texts: Sequence[str] | None = None) -> None:
         """Add one scored batch.
 
         Args:
@@ -302,6 +316,7 @@ class LiveSignals:
             threshold: the decision threshold (flagged: score >= threshold).
             signals: the batch's signals from :func:`prepare`.
             reference: the model's score reference, read the first time a version is seen.
+            texts: the raw texts, kept until the next drain for the review hook (not copied).
         """
         n = len(scores)
         if n == 0:
@@ -313,7 +328,8 @@ class LiveSignals:
                 while len(self._versions) > MAX_VERSIONS:
                     dropped, _ = self._versions.popitem(last=False)
                     self._pending.pop(dropped, None)
-            self._pending.setdefault(key, []).append(_Batch(scores, float(threshold), signals))
+            kept = texts if self.review is not None else None
+            self._pending.setdefault(key, []).append(_Batch(scores, float(threshold), signals, kept))
             self._pending_texts += n
             if self._pending_texts >= DRAIN_TEXTS:
                 self._drain()
@@ -348,6 +364,14 @@ class LiveSignals:
             state.window = state.window * self.decay ** n + np.bincount(bins, weights=weights,
                                                                          minlength=len(SCORE_BINS) - 1)
             state.window_texts = state.window_texts * self.decay ** n + float(weights.sum())
+            if self.review is not None and all(b.texts is not None for b in batches):
+                normalized = np.array(list(chain.from_iterable(b.signals.normalized_lengths for b in batches)),
+                                      dtype=np.int64)
+                texts = list(chain.from_iterable(b.texts for b in batches if b.texts is not None))
+                try:
+                    self.review(DrainedBlock(key, texts, scores, thresholds, kinds, lengths, normalized))
+                except Exception:
+                    log.exception("picking review samples failed")
         self._pending.clear()
         self._pending_texts = 0
 
@@ -458,8 +482,9 @@ class ReviewCandidate:
 
 
 class LiveMonitor:
-    """The classify path's monitoring: scores a batch with its signals, adds them to :class:`LiveSignals`,
-    and offers texts worth a person's review to ``on_candidates`` (rate-limited here, stored elsewhere)."""
+    """The classify path's monitoring: scores a batch with its signals and adds them to :class:`LiveSignals`;
+    when the batches are added up, offers texts worth a person's review to ``on_candidates``
+    (rate-limited here, stored elsewhere)."""
 
     def __init__(self, cfg: MonitoringConfig, signals: LiveSignals | None = None,
                  on_candidates: Callable[[list[ReviewCandidate]], None] | None = None) -> None:
@@ -468,6 +493,8 @@ class LiveMonitor:
         self.on_candidates = on_candidates
         self._references: dict[tuple[int, str | None], Any] = {}
         self._bucket = _TokenBucket(cfg.review_per_minute)
+        if on_candidates is not None and cfg.review_sampling and cfg.review_per_minute > 0:
+            self.signals.review = self._review
 
     def score(self, defender: Defender, texts: Sequence[str]) -> np.ndarray:
         """Scores of ``texts`` (as ``defender.scores``), with the batch's signals recorded."""
@@ -476,37 +503,42 @@ class LiveMonitor:
         return scores
 
     def record(self, defender: Defender, texts: Sequence[str], scores: np.ndarray, signals: BatchSignals) -> None:
-        """Add a scored batch to the signals and offer review candidates. Never raises: monitoring must
-        not fail a classification."""
+        """Add a scored batch to the signals (its texts too, for review sampling at the next drain). Never
+        raises: monitoring must not fail a classification."""
         try:
-            self.signals.observe(defender.version, scores, defender.threshold, signals, self._reference(defender))
-            if self.on_candidates is not None and self.cfg.review_sampling and texts and self._bucket.ready():
-                picked = self.candidates(defender, texts, scores, signals)
-                if picked:
-                    self.on_candidates(picked)
+            self.signals.observe(defender.version, scores, defender.threshold, signals, self._reference(defender),
+                                 texts=texts if self.signals.review is not None else None)
         except Exception:
             log.exception("live monitoring of a batch failed; the batch was classified")
 
-    def candidates(self, defender: Defender, texts: Sequence[str], scores: np.ndarray,
-                   signals: BatchSignals) -> list[ReviewCandidate]:
+    def _review(self, block: DrainedBlock) -> None:
+        if self.on_candidates is None or not self._bucket.ready():
+            return
+        picked = self.candidates(block)
+        if picked:
+            self.on_candidates(picked)
+
+    def candidates(self, block: DrainedBlock) -> list[ReviewCandidate]:
         """Texts within ``review_band`` of the threshold, or changed by the normaliser in at least
-        ``review_min_kinds`` ways (or by a fifth of their length), as many as the rate limit allows."""
-        threshold = float(defender.threshold)
-        near = np.abs(np.asarray(scores, dtype=np.float64) - threshold) <= self.cfg.review_band
-        kinds = np.asarray(signals.kinds, dtype=np.int64)
-        lengths = np.asarray(signals.lengths, dtype=np.int64)
-        changed = np.abs(lengths - np.asarray(signals.normalized_lengths, dtype=np.int64))
-        heavy = (_POPCOUNT[kinds] >= self.cfg.review_min_kinds) | ((changed >= 3) & (changed * 5 >= lengths))
+        ``review_min_kinds`` ways (or by a fifth of their length), as many as the rate limit allows,
+        spread over the block."""
+        near = np.abs(block.scores - block.thresholds) <= self.cfg.review_band
+        changed = np.abs(block.lengths - block.normalized_lengths)
+        heavy = (_POPCOUNT[block.kinds] >= self.cfg.review_min_kinds) | ((changed >= 3) & (changed * 5 >= block.lengths))
         chosen = np.flatnonzero(near | heavy)
         if chosen.size == 0:
             return []
         allowed = self._bucket.take(int(chosen.size))
+        if allowed <= 0:
+            return []
+        if allowed < chosen.size:
+            chosen = chosen[np.linspace(0, chosen.size - 1, allowed).round().astype(np.int64)]
         out = []
-        for index in chosen[:allowed].tolist():
-            mask = int(kinds[index])
+        for index in chosen.tolist():
+            mask = int(block.kinds[index])
             out.append(ReviewCandidate(
-                text=texts[index], score=float(scores[index]), threshold=threshold, model_version=defender.version,
-                reason="near_threshold" if near[index] else "heavily_normalized",
+                text=block.texts[index], score=float(block.scores[index]), threshold=float(block.thresholds[index]),
+                model_version=block.version, reason="near_threshold" if near[index] else "heavily_normalized",
                 kinds=[kind for i, kind in enumerate(KINDS) if mask >> i & 1],
             ))
         return out
