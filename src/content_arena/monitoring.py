@@ -157,6 +157,12 @@ def reference_of(defender: Any) -> dict[str, Any] | None:
     return info.get(REFERENCE_KEY)
 
 
+def reference_for(defender: Defender, texts: Sequence[str]) -> dict[str, Any]:
+    """The drift reference of a loaded defender: :func:`score_reference` of its scores on ``texts`` (its
+    validation texts, raw: the defender normalises them)."""
+    return score_reference(defender.scores(list(texts)))
+
+
 def write_score_reference(model_dir: str | Path, texts: Sequence[str], *, batch_size: int = 64) -> dict[str, Any] | None:
     """Score ``texts`` (the model's validation texts, raw) with the model in ``model_dir`` and save the
     reference in its manifest (``info["score_reference"]``). The manifest is not among the files it
@@ -175,8 +181,7 @@ def write_score_reference(model_dir: str | Path, texts: Sequence[str], *, batch_
 
     if not texts:
         return None
-    defender = TransformerDefender(model_dir, batch_size=batch_size).load()
-    reference = score_reference(defender.scores(list(texts)))
+    reference = reference_for(TransformerDefender(model_dir, batch_size=batch_size).load(), texts)
     path = Path(model_dir) / MANIFEST_FILE
     raw = json.loads(path.read_text(encoding="utf-8"))
     raw.setdefault("info", {})[REFERENCE_KEY] = reference
