@@ -98,6 +98,7 @@ def bench_defender(ctx: Context) -> list[dict[str, Any]]:
         rows.append(row("defender", "scores(), batch 64, word caches emptied", "texts/s",
                         cold_scoring_rate(defender, texts, ctx.sizes.repeats), "transformers pipeline",
                         rows[-1]["baseline_value"], note=f"{len(texts)} texts; every unknown word looked up again"))
+    rows.extend(signal_rows(ctx, defender))
     # The same architecture with its encoder kept: what the champion would cost where the encoder earns
     # its place on validation (training.min_encoder_gain).
     with_encoder = ctx.defender(64, encoder=True)
@@ -174,6 +175,47 @@ def backbone_int8_rows(ctx: Context) -> list[dict[str, Any]]:
         row("defender", "backbone scores(), batch 64, float32", "texts/s", ours_full, "transformers pipeline", theirs,
             note=f"{len(texts)} texts; {shape}; length-sorted batches, no int8"),
     ]
+
+
+def signal_rows(ctx: Context, defender: Any) -> list[dict[str, Any]]:
+    """The classify path with the live-traffic signals (``monitoring.enabled``, the default:
+    :meth:`LiveMonitor.score`, review candidates picked but not stored) beside the same batches scored
+    with the signals off (``defender.scores``). On and off alternate within each repeat, so a busy
+    machine slows both alike; batch 64 is the micro-batcher's full batch, batch 1 a lone request."""
+    import statistics
+
+    from content_arena.config import MonitoringConfig
+    from content_arena.monitoring import LiveMonitor
+
+    monitor = LiveMonitor(MonitoringConfig(), on_candidates=lambda picked: None)
+    defender.batch_size = 64
+    rows = []
+    for batch in (1, 64):
+        texts = ctx.texts(ctx.sizes.texts_batch1 if batch == 1 else ctx.sizes.texts)
+        chunks = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+
+        def off(chunks: list[list[str]] = chunks) -> int:
+            return sum(len(defender.scores(chunk)) for chunk in chunks)
+
+        def on(chunks: list[list[str]] = chunks) -> int:
+            return sum(len(monitor.score(defender, chunk)) for chunk in chunks)
+
+        off(), on()  # warm-up: word caches, first-call costs
+        rates: dict[str, list[float]] = {"off": [], "on": []}
+        for repeat in range(max(3, ctx.sizes.repeats) * 2):
+            order = (("off", off), ("on", on)) if repeat % 2 == 0 else (("on", on), ("off", off))
+            for name, func in order:
+                start = time.perf_counter()
+                count = func()
+                rates[name].append(count / (time.perf_counter() - start))
+        with_signals, without = statistics.median(rates["on"]), statistics.median(rates["off"])
+        spread = {name: (min(values), max(values)) for name, values in rates.items()}
+        rows.append(row("defender", f"classify path with live signals, batch {batch}", "texts/s", with_signals,
+                        "signals off (defender.scores)", without,
+                        note=f"{len(texts)} texts in batches of {batch}; cost {1 - with_signals / without:+.1%}; "
+                             f"range on {spread['on'][0]:.0f}-{spread['on'][1]:.0f}, "
+                             f"off {spread['off'][0]:.0f}-{spread['off'][1]:.0f}"))
+    return rows
 
 
 # -- attack generation ----------------------------------------------------------------------------

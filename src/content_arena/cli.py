@@ -24,6 +24,8 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 pipeline_app = typer.Typer(no_args_is_help=True, help="Run the whole adversarial loop.")
 app.add_typer(pipeline_app, name="pipeline")
+review_app = typer.Typer(no_args_is_help=True, help="Label live texts the service kept for review.")
+app.add_typer(review_app, name="review")
 
 
 def _print_version(value: bool) -> None:
@@ -419,6 +421,67 @@ def strategies() -> None:
     for name in available_strategies():
         description = getattr(get_strategy(name), "description", "") if name != "llm" else "LLM paraphrase (needs llm.host)"
         stdout.print(f"{name:15s} {description}", highlight=False)
+
+
+# -- review -----------------------------------------------------------------------------------------
+
+
+def _review_store(cfg: Any) -> Any:
+    from content_arena.live_samples import LiveSampleStore
+    from content_arena.store import open_store
+
+    cfg.home_path.mkdir(parents=True, exist_ok=True)
+    return LiveSampleStore(open_store(cfg.storage_url))
+
+
+@review_app.command("list")
+@cli_command
+def review_list(
+    status: Annotated[str, typer.Option(help="pending (unlabelled), labelled or all.")] = "pending",
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many, oldest first.")] = 50,
+    config: ConfigOpt = None, json_out: JsonOpt = False, verbose: VerboseOpt = False,
+) -> None:
+    """Live texts kept for review: near the threshold, or changed heavily by the normaliser."""
+    cfg = _setup(config, verbose)
+    samples = _review_store(cfg)
+    try:
+        rows = samples.list(status=status, limit=limit)
+    finally:
+        samples.store.close()
+    table = Table(title=f"review samples ({status})")
+    for column in ("id", "score", "reason", "kinds", "version", "label", "text"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row.id), _fmt(row.score), row.reason, ",".join(row.kinds) or "—", row.model_version or "—",
+                      _fmt(row.label), row.text if len(row.text) <= 120 else row.text[:119] + "…")
+    stderr.print(table)
+    if json_out:
+        _emit_json({"status": status, "samples": [row.to_dict() for row in rows]})
+
+
+@review_app.command("label")
+@cli_command
+def review_label(
+    sample_id: Annotated[int, typer.Argument(help="The sample's id (arena review list).")],
+    label: Annotated[str, typer.Argument(help="toxic (1) or clean (0).")],
+    by: Annotated[str | None, typer.Option(help="Who labels (default: the login name).")] = None,
+    config: ConfigOpt = None, json_out: JsonOpt = False, verbose: VerboseOpt = False,
+) -> None:
+    """Label a kept text; it joins the next challenger's training set (training_data, source=live)."""
+    import getpass
+
+    labels = {"toxic": 1, "1": 1, "clean": 0, "0": 0}
+    if label.lower() not in labels:
+        raise ValueError(f"label must be toxic, clean, 1 or 0, not {label!r}")
+    cfg = _setup(config, verbose)
+    samples = _review_store(cfg)
+    try:
+        row = samples.label(sample_id, labels[label.lower()], by=by or f"cli:{getpass.getuser()}")
+    finally:
+        samples.store.close()
+    stderr.print(f"sample {row.id} labelled {'toxic' if row.label else 'clean'}", highlight=False)
+    if json_out:
+        _emit_json(row.to_dict())
 
 
 def _mount_commands() -> None:

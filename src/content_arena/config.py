@@ -315,6 +315,28 @@ class ServingConfig(_Section):
     storage_uri_prefix: str = "pvc://models/content-filter"
 
 
+class MonitoringConfig(_Section):
+    """Live-traffic signals, alert actions and review samples (see docs/monitoring.md)."""
+
+    # Signals on the classify path of the API and the KServe runtime; false scores with no extra work.
+    enabled: bool = True
+    # Score drift (PSI) is measured over about this many of the latest texts (an exponentially decayed
+    # histogram) and reported once at least drift_min_texts have been seen for a model version.
+    drift_window: int = Field(5000, ge=10, le=10_000_000)
+    drift_min_texts: int = Field(200, ge=1)
+    # A firing alert labelled action=retrain queues a pipeline run (the one-run rule still holds).
+    # Off by default: runs stay manual.
+    alert_triggers_pipeline: bool = False
+    # Review samples: texts whose score is within review_band of the threshold, and texts the normaliser
+    # changed in at least review_min_kinds ways, are kept for a person to label (at most
+    # review_per_minute per process; unlabelled ones are deleted after review_retention_days).
+    review_sampling: bool = True
+    review_band: float = Field(0.05, ge=0.0, le=0.5)
+    review_min_kinds: int = Field(2, ge=1, le=7)
+    review_per_minute: int = Field(30, ge=0, le=100_000)
+    review_retention_days: int = Field(30, ge=1, le=3650)
+
+
 class ArenaConfig(BaseSettings):
     """Everything the library reads. Build with :func:`load_config`."""
 
@@ -337,6 +359,7 @@ class ArenaConfig(BaseSettings):
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     @classmethod
     def settings_customise_sources(

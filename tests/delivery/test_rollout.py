@@ -50,10 +50,14 @@ def storage_uri(obj: dict) -> str:
     return obj["spec"]["predictor"]["containers"][0]["env"][0]["value"]
 
 
-def prometheus_answer(*, error_rate: float, canary_toxic: float, champion_toxic: float, requests: float = 5.0):
-    """Answers the judge's queries by metric and revision, like Prometheus would for these series."""
+def prometheus_answer(*, error_rate: float, canary_toxic: float, champion_toxic: float, requests: float = 5.0,
+                      alerts: tuple[str, ...] = ()):
+    """Answers the judge's queries by metric and revision, like Prometheus would for these series, and the
+    rollout's firing-alert query with ``alerts``."""
 
     def answer(query: str):
+        if query.startswith("ALERTS_FOR_STATE"):
+            return [({"alertname": name, "rollback": "true"}, 1.8e9) for name in alerts] or None
         revision = re.search(r'revision="([^"]+)"', query).group(1)
         canary = revision != FIRST_REVISION
         if 'outcome="error"' in query:
@@ -177,6 +181,29 @@ def test_high_error_rate_rolls_back(workspace, registry_state, isvc_errors):
     assert_rolled_back(fake, result, registry_state)
     assert any("error rate 0.2000 > max_canary_error_rate 0.0100" in r for r in result["reasons"])
     assert_written_objects_valid(fake, isvc_errors)
+
+
+def test_an_alert_firing_during_the_rollout_rolls_the_canary_back(workspace, registry_state, isvc_errors):
+    answer = prometheus_answer(error_rate=0.0, canary_toxic=0.2, champion_toxic=0.2, alerts=("ArenaApi5xx",))
+    slept: list[float] = []
+    with FakeKServe(isvc_serving(V1), validate=isvc_errors) as fake, FakePrometheus(answer) as prom:
+        result = run_rollout(workspace, fake, prom.url, serving={"canary_observation_s": 40}, sleep=slept.append)
+    assert_rolled_back(fake, result, registry_state)
+    assert result["reasons"][0] == "alert firing during the rollout: ArenaApi5xx"
+    assert slept == [15.0], "the first poll of the observation window saw the alert"
+    assert result["verdict"] is None, "no judgement needed"
+    (alert_query,) = [q for q in prom.queries if q.startswith("ALERTS_FOR_STATE")]
+    assert 'rollback="true"' in alert_query and 'alertstate="firing"' in alert_query
+
+
+def test_without_firing_alerts_the_window_is_watched_to_its_end_then_judged(workspace, registry_state, isvc_errors):
+    answer = prometheus_answer(error_rate=0.0, canary_toxic=0.2, champion_toxic=0.2)
+    slept: list[float] = []
+    with FakeKServe(isvc_serving(V1), validate=isvc_errors) as fake, FakePrometheus(answer) as prom:
+        result = run_rollout(workspace, fake, prom.url, serving={"canary_observation_s": 40}, sleep=slept.append)
+    assert result["outcome"] == "promoted", result["reasons"]
+    assert slept == [15.0, 15.0, 10.0]
+    assert len([q for q in prom.queries if q.startswith("ALERTS_FOR_STATE")]) == 3
 
 
 def test_toxic_rate_drift_rolls_back(workspace, registry_state, isvc_errors):

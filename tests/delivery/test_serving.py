@@ -236,3 +236,13 @@ def test_arena_serve_model_serves_v1_and_v2_on_localhost(tiny_model_dir, tmp_pat
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def test_the_runtime_exports_the_live_signals_by_model_version(client, model):
+    version = model.defender.version or "unknown"
+    texts = metric(client, "arena_live_texts_total", model_version=version)
+    invisible = metric(client, "arena_live_normalized_total", model_version=version, kind="invisible")
+    client.post("/v1/models/content-filter:predict", json={"instances": [*TEXTS, EVASIVE]})
+    assert metric(client, "arena_live_texts_total", model_version=version) == texts + len(TEXTS) + 1
+    assert metric(client, "arena_live_normalized_total", model_version=version, kind="invisible") == invisible + 1
+    assert metric(client, "arena_live_words_total", model_version=version) > 0

@@ -31,8 +31,8 @@ NAMESPACE = "content-arena"
 RELEASE = "content-arena"
 
 # Kinds that come from CRDs: kubernetes-validate has no schema for them; InferenceService is
-# validated against KServe's own CRD, ServiceMonitor structurally.
-CRD_KINDS = {"InferenceService", "ServiceMonitor"}
+# validated against KServe's own CRD, ServiceMonitor and PrometheusRule structurally.
+CRD_KINDS = {"InferenceService", "ServiceMonitor", "PrometheusRule"}
 POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 
 # The chart and the overlays are meant to agree; these values files mirror the overlays.

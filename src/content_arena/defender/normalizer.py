@@ -60,7 +60,8 @@ from content_arena.hangul import (
     recompose_jamo,
 )
 
-__all__ = ["INVISIBLE_CHARACTERS", "HOMOGLYPH_FOLDS", "Normalizer", "normalize", "normalize_many"]
+__all__ = ["INVISIBLE_CHARACTERS", "HOMOGLYPH_FOLDS", "NORMALIZATION_KINDS", "Normalizer", "normalize",
+           "normalize_many", "normalize_many_with_kinds"]
 
 _INVISIBLE_RANGES: tuple[tuple[int, int], ...] = (
     (0x00AD, 0x00AD),  # soft hyphen
@@ -244,6 +245,110 @@ def normalize(text: str, *, keyboard: bool = True, romanized: bool = True) -> st
 def normalize_many(texts: Iterable[str]) -> list[str]:
     """:func:`normalize` over many texts."""
     return [normalize(text) for text in texts]
+
+
+#: What :func:`normalize_many_with_kinds` reports a step changed; bit ``i`` of a kind mask is ``NORMALIZATION_KINDS[i]``.
+#: ``invisible``: step 1 deleted characters; ``conjoining_jamo``: conjoining (NFD) jamo were composed;
+#: ``jamo``: compatibility or half-width jamo were recomposed; ``homoglyph``: look-alikes folded (step 4) or
+#: compatibility forms folded by NFKC (full-width, mathematical letters); ``separators``: steps 6 and 8;
+#: ``keyboard``: step 7; ``romanized``: step 9.
+NORMALIZATION_KINDS: tuple[str, ...] = (
+    "invisible", "conjoining_jamo", "jamo", "homoglyph", "separators", "keyboard", "romanized",
+)
+_KIND_BIT = {kind: 1 << i for i, kind in enumerate(NORMALIZATION_KINDS)}
+_CONJOINING = re.compile("[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]")
+_COMPAT_OR_HALFWIDTH_JAMO = re.compile("[\u3131-\u318e\uffa1-\uffdc]")
+_HALFWIDTH_JAMO = re.compile("[\uffa1-\uffdc]")
+
+
+def _finish_kinds(text: str, latin: bool) -> tuple[str, bool]:
+    """:func:`_finish`, and whether step 6 joined anything (collapsing whitespace alone is no change)."""
+    text = " ".join(text.split())
+    joined = text
+    if " " in text or not text.isalnum():
+        joined = _SPACED_HANGUL.sub(_join_singles, joined)
+        if latin:
+            joined = _SPACED_LATIN_SYMBOL.sub(_join_singles, joined)
+            joined = _SPACED_LATIN_BLANK.sub(_join_blank, joined)
+    return joined, joined != text
+
+
+def normalize_with_kinds(text: str) -> tuple[str, int]:
+    """:func:`normalize` (same result, same steps) and a bit mask of the kinds of change it made (see
+    :data:`NORMALIZATION_KINDS`). A second copy of the steps, with a comparison after each: ``normalize``
+    itself stays as fast as it is; a test checks the two agree on every text."""
+    mask = 0
+    if text.isascii():
+        out, joined = _finish_kinds(text.lower(), _LATIN_LETTER.search(text) is not None)
+        return out, _KIND_BIT["separators"] if joined else 0
+    if _PRE_CHARS.search(text):
+        stripped = text.translate(_PRE_TABLE)
+        if len(stripped) != len(text):  # half-width jamo map one to one: a shorter text lost invisibles
+            mask |= _KIND_BIT["invisible"]
+        if _HALFWIDTH_JAMO.search(text):
+            mask |= _KIND_BIT["jamo"]
+        text = stripped
+    folded = _nfkc_keeping_compat_jamo(text)
+    recomposed = recompose_jamo(folded)
+    if folded is not text or recomposed is not folded:  # the scans below run only for texts that changed
+        conjoining = _CONJOINING.search(text) is not None
+        if folded != text:
+            if conjoining:
+                mask |= _KIND_BIT["conjoining_jamo"]
+            if unicodedata.normalize("NFC", text) != folded:
+                mask |= _KIND_BIT["homoglyph"]
+        if recomposed != folded:
+            if conjoining:
+                mask |= _KIND_BIT["conjoining_jamo"]
+            if _COMPAT_OR_HALFWIDTH_JAMO.search(text):
+                mask |= _KIND_BIT["jamo"]
+    text = recomposed.lower()
+    if _FOLD_CHARS.search(text):
+        text = text.translate(_FOLD_TABLE)
+        mask |= _KIND_BIT["homoglyph"]
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    latin = _LATIN_LETTER.search(text) is not None
+    text, joined = _finish_kinds(text, latin)
+    if joined:
+        mask |= _KIND_BIT["separators"]
+    if has_hangul_syllable(text):
+        if latin:
+            before = text
+            text = _KEYBOARD_WORD.sub(_decode_keyboard_word, text)
+            if text != before:
+                mask |= _KIND_BIT["keyboard"]
+        before = text
+        text = _JAMO_LOOKALIKE.sub(_read_lookalike, text)
+        if latin:
+            text = _LATIN_BY_SYLLABLE.sub(_read_latin_run, text)
+        if text != before:
+            mask |= _KIND_BIT["romanized"]
+        before = text
+        text = _INNER_SYMBOLS.sub("", text)
+        if text != before:
+            mask |= _KIND_BIT["separators"]
+    return text, mask
+
+
+def normalize_many_with_kinds(texts: Iterable[str]) -> tuple[list[str], list[int]]:
+    """:func:`normalize_many`, plus for each text the bit mask of the kinds of change made to it
+    (:data:`NORMALIZATION_KINDS`): what the live monitoring counts.
+
+    Args:
+        texts: raw texts.
+
+    Returns:
+        The normalised texts (equal to ``normalize_many(texts)``) and one mask per text.
+    """
+    normalized: list[str] = []
+    masks: list[int] = []
+    add_text, add_mask = normalized.append, masks.append
+    for text in texts:
+        out, mask = normalize_with_kinds(text)
+        add_text(out)
+        add_mask(mask)
+    return normalized, masks
 
 
 class Normalizer:

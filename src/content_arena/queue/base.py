@@ -90,6 +90,17 @@ class TrainingLock(abc.ABC):
         """The current owner token, or None."""
 
 
+class Subscription(abc.ABC):
+    """A subscriber of one channel; close it when done."""
+
+    @abc.abstractmethod
+    def get(self, timeout: float = 0.0) -> dict[str, Any] | None:
+        """The next message, waiting up to ``timeout`` seconds; None when none came."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
 class QueueBackend(abc.ABC):
     """Job queues, locks, a TTL cache and rate buckets on one backend."""
 
@@ -127,6 +138,34 @@ class QueueBackend(abc.ABC):
 
     @abc.abstractmethod
     def cache_delete(self, key: str) -> None: ...
+
+    # Plain values, capped lists and pub/sub: the monitoring keys and events (content_arena.monitoring).
+
+    @abc.abstractmethod
+    def set_value(self, key: str, value: str) -> None:
+        """Set a string value with no expiry."""
+
+    @abc.abstractmethod
+    def get_value(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def delete_value(self, key: str) -> None: ...
+
+    @abc.abstractmethod
+    def push_history(self, key: str, entry: dict[str, Any], keep: int) -> None:
+        """Append ``entry`` to the list at ``key``, keeping only the newest ``keep`` entries."""
+
+    @abc.abstractmethod
+    def history(self, key: str) -> list[dict[str, Any]]:
+        """The list at ``key``, oldest first."""
+
+    @abc.abstractmethod
+    def publish(self, channel: str, message: dict[str, Any]) -> int:
+        """Send ``message`` to the current subscribers of ``channel``; returns how many got it."""
+
+    @abc.abstractmethod
+    def subscribe(self, channel: str) -> Subscription:
+        """Messages published on ``channel`` from now on."""
 
     @abc.abstractmethod
     def take_token(self, bucket: str, capacity: int, refill_per_s: float) -> float:

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from content_arena.queue.base import JobQueue, QueueBackend, TrainingLock
+from content_arena.queue.base import JobQueue, QueueBackend, Subscription, TrainingLock
 
 # Idle rate buckets are dropped once there are more than this many, so memory stays bounded.
 MAX_RATE_BUCKETS = 10_000
@@ -88,6 +88,22 @@ class MemoryLock(TrainingLock):
             return self._current()
 
 
+class MemorySubscription(Subscription):
+    def __init__(self, backend: MemoryBackend, channel: str) -> None:
+        self._backend = backend
+        self._channel = channel
+        self._queue = MemoryJobQueue(channel)
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        self._queue.push(message)
+
+    def get(self, timeout: float = 0.0) -> dict[str, Any] | None:
+        return self._queue.pop(timeout)
+
+    def close(self) -> None:
+        self._backend._unsubscribe(self._channel, self)
+
+
 class MemoryBackend(QueueBackend):
     kind = "memory"
 
@@ -98,6 +114,9 @@ class MemoryBackend(QueueBackend):
         self._locks: dict[str, tuple[str, float]] = {}
         self._cache: dict[str, tuple[dict[str, Any], float]] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._values: dict[str, str] = {}
+        self._lists: dict[str, collections.deque[dict[str, Any]]] = {}
+        self._subscribers: dict[str, list[MemorySubscription]] = {}
 
     def job_queue(self, name: str) -> JobQueue:
         with self._guard:
@@ -123,6 +142,48 @@ class MemoryBackend(QueueBackend):
     def cache_delete(self, key: str) -> None:
         with self._guard:
             self._cache.pop(self.key(key), None)
+
+    def set_value(self, key: str, value: str) -> None:
+        with self._guard:
+            self._values[self.key(key)] = str(value)
+
+    def get_value(self, key: str) -> str | None:
+        with self._guard:
+            return self._values.get(self.key(key))
+
+    def delete_value(self, key: str) -> None:
+        with self._guard:
+            self._values.pop(self.key(key), None)
+
+    def push_history(self, key: str, entry: dict[str, Any], keep: int) -> None:
+        with self._guard:
+            items = self._lists.setdefault(self.key(key), collections.deque())
+            items.append(dict(entry))
+            while len(items) > max(1, keep):
+                items.popleft()
+
+    def history(self, key: str) -> list[dict[str, Any]]:
+        with self._guard:
+            return [dict(item) for item in self._lists.get(self.key(key), ())]
+
+    def publish(self, channel: str, message: dict[str, Any]) -> int:
+        with self._guard:
+            subscribers = list(self._subscribers.get(self.key(channel), ()))
+        for subscriber in subscribers:
+            subscriber.deliver(dict(message))
+        return len(subscribers)
+
+    def subscribe(self, channel: str) -> Subscription:
+        subscription = MemorySubscription(self, self.key(channel))
+        with self._guard:
+            self._subscribers.setdefault(self.key(channel), []).append(subscription)
+        return subscription
+
+    def _unsubscribe(self, channel: str, subscription: MemorySubscription) -> None:
+        with self._guard:
+            subscribers = self._subscribers.get(channel, [])
+            if subscription in subscribers:
+                subscribers.remove(subscription)
 
     def take_token(self, bucket: str, capacity: int, refill_per_s: float) -> float:
         now = time.monotonic()

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from content_arena.queue.base import JobQueue, QueueBackend, QueueUnavailable, TrainingLock
+from content_arena.queue.base import JobQueue, QueueBackend, QueueUnavailable, Subscription, TrainingLock
 
 # Each blocking pop waits at most this long so a worker notices shutdown promptly.
 MAX_BLOCKING_POP_S = 2.0
@@ -106,6 +106,21 @@ class RedisLock(TrainingLock):
         return None if value is None else str(value)
 
 
+class RedisSubscription(Subscription):
+    def __init__(self, client: redis.Redis, channel: str) -> None:
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(channel)
+
+    def get(self, timeout: float = 0.0) -> dict[str, Any] | None:
+        message = self._pubsub.get_message(timeout=max(timeout, 0.0))
+        if message is None or message.get("type") != "message":
+            return None
+        return json.loads(message["data"])
+
+    def close(self) -> None:
+        self._pubsub.close()
+
+
 class RedisBackend(QueueBackend):
     kind = "redis"
 
@@ -142,6 +157,31 @@ class RedisBackend(QueueBackend):
 
     def cache_delete(self, key: str) -> None:
         self.client.delete(self.key(key))
+
+    def set_value(self, key: str, value: str) -> None:
+        self.client.set(self.key(key), str(value))
+
+    def get_value(self, key: str) -> str | None:
+        value = self.client.get(self.key(key))
+        return None if value is None else str(value)
+
+    def delete_value(self, key: str) -> None:
+        self.client.delete(self.key(key))
+
+    def push_history(self, key: str, entry: dict[str, Any], keep: int) -> None:
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.rpush(self.key(key), json.dumps(entry, default=str))
+            pipe.ltrim(self.key(key), -max(1, keep), -1)
+            pipe.execute()
+
+    def history(self, key: str) -> list[dict[str, Any]]:
+        return [json.loads(item) for item in self.client.lrange(self.key(key), 0, -1)]
+
+    def publish(self, channel: str, message: dict[str, Any]) -> int:
+        return int(self.client.publish(self.key(channel), json.dumps(message, default=str)))
+
+    def subscribe(self, channel: str) -> Subscription:
+        return RedisSubscription(self.client, self.key(channel))
 
     def take_token(self, bucket: str, capacity: int, refill_per_s: float) -> float:
         return float(self._bucket(keys=[self.key(bucket)], args=[capacity, refill_per_s]))

@@ -15,7 +15,13 @@ from content_arena.rollout.isvc import (
     version_from_storage_uri,
 )
 from content_arena.rollout.kube import custom_objects_api
-from content_arena.rollout.prometheus import CanaryJudge, PrometheusClient, PrometheusError, Verdict
+from content_arena.rollout.prometheus import (
+    CanaryJudge,
+    PrometheusClient,
+    PrometheusError,
+    Verdict,
+    prometheus_alert_check,
+)
 
 __all__ = [
     "CanaryJudge",
@@ -29,6 +35,7 @@ __all__ = [
     "Verdict",
     "canary_patch",
     "custom_objects_api",
+    "prometheus_alert_check",
     "promote_patch",
     "rollback_patch",
     "storage_location",

@@ -7,7 +7,10 @@
    champion revision).
 3. Watch ``status.components.predictor`` until the new revision is the latest ready one and carries
    N % (``latestReadyRevision``, ``traffic``), or give up after ``ready_timeout_s``.
-4. Let it serve for ``observation_s``, then judge it on Prometheus (:class:`CanaryJudge`).
+4. Let it serve for ``observation_s``, then judge it on Prometheus (:class:`CanaryJudge`). With an
+   ``alert_check`` (e.g. :func:`~content_arena.rollout.prometheus.prometheus_alert_check`), the window
+   is watched every ``alert_poll_s``: an alert labelled ``rollback="true"`` that starts firing during
+   the rollout rolls the canary back at once, whatever the judge would say.
 5. Healthy: remove ``canaryTrafficPercent`` — the new revision takes 100 % and becomes
    ``latestRolledoutRevision``. Otherwise (including a timeout, a failed revision or no way to
    judge): ``canaryTrafficPercent: 0`` with the previous ``STORAGE_URI`` restored — KServe pins all
@@ -108,6 +111,8 @@ class CanaryRollout:
         observation_s: float,
         sleep: Callable[[float], None] = time.sleep,
         max_watch_s: int = 60,
+        alert_check: Callable[[float], list[str]] | None = None,
+        alert_poll_s: float = 15.0,
     ):
         if not 0 < canary_percent < 100:
             raise ValueError(f"canary_percent must be between 1 and 99, got {canary_percent}")
@@ -120,6 +125,9 @@ class CanaryRollout:
         self.observation_s = observation_s
         self.sleep = sleep
         self.max_watch_s = max_watch_s
+        # Called with the rollout's start (unix time): names of the alerts firing since then.
+        self.alert_check = alert_check
+        self.alert_poll_s = max(1.0, float(alert_poll_s))
 
     # -- API calls ----------------------------------------------------------------------------------
 
@@ -209,6 +217,7 @@ class CanaryRollout:
 
     def run(self, storage_uri: str) -> RolloutResult:
         started = time.monotonic()
+        started_at = time.time()
         isvc = self.get()
         self._check_mode(isvc)
         previous_uri = storage_location(isvc).value
@@ -253,14 +262,40 @@ class CanaryRollout:
             return self._rollback(result, [str(exc)], started)
         result.canary_revision = ready.latest_ready
         log.info("canary revision %s ready; observing for %ss", result.canary_revision, self.observation_s)
-        if self.observation_s > 0:
-            self.sleep(self.observation_s)
+        firing = self._observe(started_at)
+        if firing:
+            return self._rollback(result, [f"alert firing during the rollout: {', '.join(firing)}"], started)
         assert result.canary_revision is not None
         verdict = self.judge.judge(result.canary_revision, result.champion_revision or "")
         result.verdict = verdict
         if verdict.healthy:
             return self._promote(result, verdict.reasons, started)
         return self._rollback(result, verdict.reasons, started)
+
+    def _observe(self, started_at: float) -> list[str]:
+        """Wait ``observation_s``; with an alert check, in steps of ``alert_poll_s``, returning early with the
+        names of the alerts that fired. Without one, a single sleep."""
+        if self.alert_check is None:
+            if self.observation_s > 0:
+                self.sleep(self.observation_s)
+            return []
+        remaining = float(self.observation_s)
+        while remaining > 0:
+            step = min(self.alert_poll_s, remaining)
+            self.sleep(step)
+            remaining -= step
+            firing = self._firing(started_at)
+            if firing:
+                return firing
+        return self._firing(started_at) if self.observation_s <= 0 else []
+
+    def _firing(self, started_at: float) -> list[str]:
+        assert self.alert_check is not None
+        try:
+            return list(self.alert_check(started_at))
+        except Exception as exc:  # the judge still decides; an alert source that is down blocks nothing
+            log.warning("could not read firing alerts: %s: %s", type(exc).__name__, exc)
+            return []
 
     def _check_mode(self, isvc: dict[str, Any]) -> None:
         annotation = ((isvc.get("metadata") or {}).get("annotations") or {}).get(DEPLOYMENT_MODE_ANNOTATION)

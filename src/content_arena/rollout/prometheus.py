@@ -16,6 +16,7 @@ with the reason spelled out: a rollout is never promoted on missing evidence.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,6 +180,19 @@ class CanaryJudge:
                 f"error rate {error_rate:.4f}, toxic-rate drift {verdict.metrics['toxic_rate_drift']:.3f} within limits"
             )
         return verdict
+
+
+def prometheus_alert_check(prometheus: PrometheusClient, selector: str = 'rollback="true"') -> Callable[[float], list[str]]:
+    """For :class:`~content_arena.rollout.CanaryRollout`: the names of the alerts matching ``selector``
+    that are firing and became active at or after a given unix time (``ALERTS_FOR_STATE`` holds the time
+    an alert became active; an alert already firing before the rollout does not count)."""
+
+    def check(started_at: float) -> list[str]:
+        query = (f"ALERTS_FOR_STATE{{{selector}}} >= {started_at:.3f} "
+                 f'and ignoring(alertstate) ALERTS{{alertstate="firing",{selector}}}')
+        return sorted({sample.labels.get("alertname", "unnamed") for sample in prometheus.query(query)})
+
+    return check
 
 
 def _escape(value: str) -> str:

@@ -29,9 +29,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from content_arena.config import ArenaConfig, load_config
 from content_arena.defender import Defender, DefenderNotReady
+from content_arena.live_samples import LiveSampleStore, ReviewSampler
+from content_arena.monitoring import LiveMonitor, LiveSignals, StateKeys, finite, safely
 from content_arena.queue import QueueBackend, QueueUnavailable, open_queue
 from content_arena.registry import RegistryError
 from content_arena.service import jobs
+from content_arena.service.alerts import AlertStore
+from content_arena.service.alerts import router as alerts_router
 from content_arena.service.batching import MicroBatcher
 from content_arena.service.champion import ChampionHolder
 from content_arena.service.context import ServiceContext
@@ -58,6 +62,8 @@ class AppState:
     closers: list[Callable[[], None]] = field(default_factory=list)
     recovery: dict[str, list[str]] = field(default_factory=dict)
     champion_loader: threading.Thread | None = None
+    alerts: AlertStore | None = None
+    sampler: ReviewSampler | None = None
 
     def start_background(self) -> None:
         self.recovery = jobs.recover_orphans(self.ctx, include_pending=True, run_grace_s=jobs.LOCKLESS_RUN_GRACE_S)
@@ -65,9 +71,13 @@ class AppState:
             self.champion_loader = threading.Thread(target=self.ctx.champion.refresh, name="champion-loader", daemon=True)
             self.champion_loader.start()
         self.workers.start()
+        if self.sampler is not None:
+            self.sampler.start()
 
     def stop_background(self) -> None:
         self.workers.stop(wait_idle=self.ctx.backend.kind != "memory")
+        if self.sampler is not None:
+            self.sampler.stop()
         for close in reversed(self.closers):
             try:
                 close()
@@ -75,14 +85,31 @@ class AppState:
                 log.warning("error while closing: %s", jobs.first_line(exc))
 
 
-def _score_with(champion: ChampionHolder) -> Callable[[list[str]], np.ndarray]:
+def _score_with(champion: ChampionHolder, monitor: LiveMonitor | None = None) -> Callable[[list[str]], np.ndarray]:
     def score(texts: list[str]) -> np.ndarray:
         defender = champion.current()
         if defender is None:
             raise DefenderNotReady("no champion model is loaded")
+        if monitor is not None:  # the live signals, from the same preprocessing (monitoring.enabled)
+            return monitor.score(defender, texts)
         return defender.scores(texts)
 
     return score
+
+
+def _champion_keys(ctx: ServiceContext) -> Callable[[str, str], None]:
+    """Keep ``model:champion:path`` and ``model:champion:f1`` on the served champion."""
+
+    def record(version: str, uri: str) -> None:
+        def write() -> None:
+            record = ctx.store.get_model(ctx.model_name, int(version)) if version.isdigit() else None
+            metrics = record.metrics if record is not None else {}
+            f1 = finite(metrics.get("clean_f1", metrics.get("val_f1")))
+            StateKeys(ctx.backend).champion_changed(uri, f1)
+
+        safely(write, "record the champion's keys")
+
+    return record
 
 
 def _max_body_bytes(cfg: ArenaConfig) -> int:
@@ -113,12 +140,20 @@ def create_app(
         closers.append(queue.close)
     if not tokens.configured and not tokens.allow_anonymous:
         log.warning("no API tokens are configured and api.allow_anonymous is false: every request will get 401")
-    metrics = ArenaMetrics()
+    watch = cfg.monitoring
+    live = LiveSignals(drift_window=watch.drift_window, drift_min_texts=watch.drift_min_texts) if watch.enabled else None
+    metrics = ArenaMetrics(live)
     champion = ChampionHolder(cfg, store, defender)
     ctx = ServiceContext(cfg=cfg, store=store, backend=queue, runs=PipelineRunStore(store), champion=champion,
                          metrics=metrics)
+    champion.on_load = _champion_keys(ctx)
+    sampler = None
+    if live is not None and watch.review_sampling and watch.review_per_minute > 0:
+        sampler = ReviewSampler(LiveSampleStore(store), retention_days=watch.review_retention_days)
+    monitor = LiveMonitor(watch, live, sampler.offer if sampler is not None else None) if live is not None else None
     batcher = MicroBatcher(
-        _score_with(champion), max_batch=cfg.inference.batch_size, max_wait_s=cfg.api.micro_batch_wait_ms / 1000,
+        _score_with(champion, monitor), max_batch=cfg.inference.batch_size,
+        max_wait_s=cfg.api.micro_batch_wait_ms / 1000,
         on_batch=metrics.classify_batch_size.observe,
     )
     workers = jobs.WorkerPool(
@@ -128,7 +163,8 @@ def create_app(
     if not run_jobs and queue.kind == "memory":
         log.warning("jobs are disabled and the queue is in-process: battles and pipeline runs will never start")
     state = AppState(ctx=ctx, tokens=tokens, limiter=RateLimiter(queue, cfg.api.rate_limit_per_minute, registry=metrics.registry),
-                     batcher=batcher, workers=workers, load_champion_at_start=defender is None, closers=closers)
+                     batcher=batcher, workers=workers, load_champion_at_start=defender is None, closers=closers,
+                     alerts=AlertStore(store), sampler=sampler)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -151,6 +187,7 @@ def create_app(
     )
     app.state.arena = state
     app.include_router(router)
+    app.include_router(alerts_router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(QueueUnavailable, _queue_unavailable)

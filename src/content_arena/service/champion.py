@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from content_arena.config import ArenaConfig
@@ -28,6 +29,8 @@ class ChampionHolder:
         self._swap_lock = threading.Lock()
         self._registry: ModelRegistry | None = None
         self.last_error: str | None = None
+        # Called with (version, model URI) after each swap (the monitoring keys model:champion:*).
+        self.on_load: Callable[[str, str], None] | None = None
 
     @property
     def registry(self) -> ModelRegistry:
@@ -60,6 +63,8 @@ class ChampionHolder:
             previous, self._defender = self._defender, defender
             self.last_error = None
         log.info("serving champion version %s (was %s)", version, previous.version if previous else None)
+        if self.on_load is not None:
+            self.on_load(str(version), self.registry.uri(version))
         return defender
 
     def registered_version(self) -> int | None:

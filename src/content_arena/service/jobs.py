@@ -347,6 +347,7 @@ def _play_battle(
         _cache_battle_status(ctx, battle_id, "failed")
         return "failed"
     _cache_battle_status(ctx, battle_id, summary.status)
+    _publish_battle(ctx, summary.to_dict(), battle.model_version)
     try:
         invalidate_quality_report(ctx.backend)
     except Exception as exc:
@@ -370,6 +371,61 @@ def run_error(exc: BaseException) -> str:
     """
     reason = battle_error(exc)
     return RUN_FAILED if reason == ERROR_INTERNAL else f"the pipeline run failed: {reason}"
+
+
+def queue_pipeline_run(ctx: ServiceContext, requested_by: str, cycles: int = 1,
+                       until_pass: bool = False) -> tuple[str | None, str | None]:
+    """Queue one pipeline run under the one-run rule.
+
+    The training lock is taken first (owner = a new run id); the run is recorded only if the
+    ``pipeline_runs`` table has no queued or running run (checked under a store lock), so the rule holds
+    even after Redis lost the lock; then it is pushed to the queue.
+
+    Args:
+        ctx: the service context.
+        requested_by: who asked (a token key, or ``alert:<name>``).
+        cycles: loop iterations in this run (see content_arena.coevolution).
+        until_pass: stop early once the gate passes twice in a row.
+
+    Returns:
+        ``(run_id, None)``, or ``(None, holder)`` naming the run in progress.
+    """
+    import uuid
+
+    run_id = uuid.uuid4().hex
+    lock = ctx.backend.training_lock
+    if not lock.acquire(run_id, float(ctx.cfg.queue.training_lock_ttl_s)):
+        return None, lock.holder()
+    try:
+        _, active = ctx.runs.create_if_idle(requested_by=requested_by, run_id=run_id)
+        if active is not None:
+            lock.release(run_id)
+            return None, active.id
+        job: dict[str, Any] = {"run_id": run_id}
+        if cycles != 1 or until_pass:
+            job.update(cycles=cycles, until_pass=until_pass)
+        try:
+            ctx.backend.retrain_queue.push(job)
+        except Exception as exc:  # recorded, never queued: failed, so the table does not block triggers
+            ctx.runs.mark_failed(run_id, run_error(exc), only_if=("queued",))
+            raise
+    except BaseException:
+        try:
+            lock.release(run_id)
+        except Exception:  # the queue is what failed: its lock expires by its TTL
+            log.warning("pipeline run %s: training lock not released", run_id)
+        raise
+    log.info("pipeline run %s queued", run_id, extra={"run_id": run_id})
+    return run_id, None
+
+
+def _publish_battle(ctx: ServiceContext, summary: dict[str, Any], model_version: str | None) -> None:
+    """The ``battle_completed`` event and the detection-rate keys (see content_arena.monitoring)."""
+    from content_arena.monitoring import StateKeys, safely
+
+    safely(lambda: StateKeys(ctx.backend).battle_finished(summary, model_version,
+                                                          champion_version=ctx.champion.version),
+           "publish battle_completed")
 
 
 def run_pipeline_job(ctx: ServiceContext, run_id: str, cycles: int = 1, until_pass: bool = False) -> str:
@@ -407,6 +463,8 @@ def run_pipeline_job(ctx: ServiceContext, run_id: str, cycles: int = 1, until_pa
         except Exception as exc:  # the lock expires by its TTL; the store says the run ended
             log.warning("pipeline run %s: could not release the training lock: %s", run_id, first_line(exc))
     log.info("pipeline run %s completed: %s", run_id, decision, extra={"run_id": run_id})
+    if summary.get("battle"):
+        _publish_battle(ctx, summary["battle"], str((summary.get("champion_before") or {}).get("version")))
     if summary.get("promoted") or summary.get("bootstrapped"):
         ctx.champion.refresh()
     return "completed"

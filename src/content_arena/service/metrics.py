@@ -2,7 +2,8 @@
 
 The gauges ``arena_evasion_rate`` and ``arena_defender_f1`` are set from the store's quality report
 each time ``/api/v1/metrics`` is scraped, so they are right whichever process did the work; the
-counters and histograms count what happened in this process.
+counters and histograms count what happened in this process. The live-traffic signals
+(``arena_live_*``, :mod:`content_arena.monitoring`) are a collector registered beside them.
 """
 
 from __future__ import annotations
@@ -11,14 +12,28 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from content_arena.monitoring import LiveSignals
+
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 TRAINING_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 
 
 class ArenaMetrics:
-    def __init__(self) -> None:
+    def __init__(self, live: LiveSignals | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.live = live
+        if live is not None:
+            self.registry.register(live)
+        self.alerts = Counter(
+            "arena_alerts_received_total", "Alertmanager notifications received, by alert name and status.",
+            ["alertname", "status"], registry=self.registry,
+        )
+        self.alert_actions = Counter(
+            "arena_alert_actions_total",
+            "What received alerts led to (pipeline_queued, pipeline_busy, pipeline_disabled, recorded).",
+            ["action"], registry=self.registry,
+        )
         self.rounds = Counter(
             "arena_rounds_total", "Attack rounds played, by strategy and outcome (evaded|detected).",
             ["strategy", "outcome"], registry=self.registry,

@@ -452,36 +452,12 @@ def trigger_pipeline(request: Request, body: TriggerIn | None = None, principal:
     lock), so a second trigger on any replica gets 409 naming the run in progress, even after Redis
     lost the lock.
     """
-    ctx = app_state(request).ctx
-    run_id = uuid.uuid4().hex
-    lock = ctx.backend.training_lock
-    if not lock.acquire(run_id, float(ctx.cfg.queue.training_lock_ttl_s)):
-        holder = lock.holder()
+    plan = body or TriggerIn()
+    run_id, holder = jobs.queue_pipeline_run(app_state(request).ctx, principal.key, plan.cycles, plan.until_pass)
+    if run_id is None:
         return JSONResponse(
             {"detail": f"a pipeline run is already in progress: {holder}", "running_run_id": holder}, status_code=409
         )
-    try:
-        _, active = ctx.runs.create_if_idle(requested_by=principal.key, run_id=run_id)
-        if active is not None:
-            lock.release(run_id)
-            return JSONResponse({"detail": f"a pipeline run is already in progress: {active.id}",
-                                 "running_run_id": active.id}, status_code=409)
-        plan = body or TriggerIn()
-        job: dict[str, Any] = {"run_id": run_id}
-        if plan.cycles != 1 or plan.until_pass:
-            job.update(cycles=plan.cycles, until_pass=plan.until_pass)
-        try:
-            ctx.backend.retrain_queue.push(job)
-        except Exception as exc:  # recorded, never queued: failed, so the table does not block triggers
-            ctx.runs.mark_failed(run_id, jobs.run_error(exc), only_if=("queued",))
-            raise
-    except BaseException:
-        try:
-            lock.release(run_id)
-        except Exception:  # the queue is what failed: its lock expires by its TTL
-            log.warning("pipeline run %s: training lock not released", run_id)
-        raise
-    log.info("pipeline run %s queued", run_id, extra={"run_id": run_id})
     return {"run_id": run_id, "status": "queued"}
 
 

@@ -2,12 +2,17 @@
 
 KServe's model server exposes the default registry at ``/metrics``; the canary judge
 (:mod:`content_arena.rollout.prometheus`) compares the canary revision with the champion revision
-on these series.
+on these series. The live-traffic signals (``arena_live_*``, by model version) are the same
+collector the API exports, registered here once per process (:func:`live_signals`).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+import threading
+
+from prometheus_client import REGISTRY, Counter
+
+from content_arena.monitoring import LiveSignals
 
 REQUESTS = Counter(
     "content_arena_defender_requests",
@@ -27,3 +32,18 @@ def initialise(model_name: str, revision: str) -> None:
         REQUESTS.labels(model_name, revision, outcome)
     for verdict in ("toxic", "clean"):
         TEXTS.labels(model_name, revision, verdict)
+
+
+_live: LiveSignals | None = None
+_live_lock = threading.Lock()
+
+
+def live_signals(drift_window: int = 5000, drift_min_texts: int = 200) -> LiveSignals:
+    """The process's live-traffic signals (``arena_live_*``, see :mod:`content_arena.monitoring`),
+    registered in the default registry on first use; later calls return the same collector."""
+    global _live
+    with _live_lock:
+        if _live is None:
+            _live = LiveSignals(drift_window=drift_window, drift_min_texts=drift_min_texts)
+            REGISTRY.register(_live)
+        return _live

@@ -36,6 +36,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from content_arena.defender import ModelNotFound, TransformerDefender, resolve_model_dir
 from content_arena.defender.artifacts import MANIFEST_FILE
+from content_arena.monitoring import LiveMonitor, prepare
 from content_arena.serving import metrics
 
 DEFAULT_MODEL_DIR = "/mnt/models"  # where KServe's storage-initializer puts STORAGE_URI
@@ -51,6 +52,7 @@ class TextBatch:
     request_id: str | None = None
     scores: np.ndarray | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    signals: Any = None  # the batch's monitoring signals (content_arena.monitoring.BatchSignals)
 
 
 def find_model_dir(path: str | os.PathLike[str]) -> Path:
@@ -92,6 +94,13 @@ class DefenderModel(Model):
         self.revision = os.environ.get("K_REVISION", "local")
         self.defender: TransformerDefender | None = None
         self._lock = threading.Lock()
+        watch = getattr(config, "monitoring", None)
+        self.monitor: LiveMonitor | None = None
+        if watch is None or watch.enabled:
+            from content_arena.config import MonitoringConfig
+
+            watch = watch or MonitoringConfig()
+            self.monitor = LiveMonitor(watch, metrics.live_signals(watch.drift_window, watch.drift_min_texts))
 
     # -- load -------------------------------------------------------------------------------------
 
@@ -142,7 +151,10 @@ class DefenderModel(Model):
         too_long = [i for i, text in enumerate(texts) if len(text) > self.max_text_length]
         if too_long:
             raise InvalidInput(f"text {too_long[0]} is longer than {self.max_text_length} characters")
-        batch.texts = self._defender().preprocess(texts)
+        if self.monitor is not None:  # the live signals, from the same preprocessing
+            batch.texts, batch.signals = prepare(self._defender(), texts)
+        else:
+            batch.texts = self._defender().preprocess(texts)
         return batch
 
     async def predict(self, batch: TextBatch, headers: dict[str, str] | None = None,
@@ -158,6 +170,8 @@ class DefenderModel(Model):
         toxic = sum(1 for r in results if r["is_toxic"])
         metrics.TEXTS.labels(self.name, self.revision, "toxic").inc(toxic)
         metrics.TEXTS.labels(self.name, self.revision, "clean").inc(len(results) - toxic)
+        if self.monitor is not None and batch.signals is not None:
+            self.monitor.record(defender, [], batch.scores, batch.signals)
         if not batch.v2:
             return {"predictions": results}
         n = len(results)

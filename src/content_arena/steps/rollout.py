@@ -136,6 +136,7 @@ def roll_out(
         ready_timeout_s=cfg.serving.ready_timeout_s,
         observation_s=cfg.serving.canary_observation_s,
         **({"sleep": sleep} if sleep is not None else {}),
+        alert_check=canary.prometheus_alert_check(prometheus) if prometheus is not None else None,
     )
     outcome = runner.run(uri)
     if previous_version is None and outcome.previous_storage_uri:

@@ -12,7 +12,7 @@ from typing import Any
 
 BATTLE_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "failed", "stopped")
 MODEL_STATUSES: tuple[str, ...] = ("registered", "champion", "challenger", "archived", "rejected")
-TRAINING_SOURCES: tuple[str, ...] = ("seed", "battle", "augment", "import")
+TRAINING_SOURCES: tuple[str, ...] = ("seed", "battle", "augment", "import", "live")
 
 
 def _json_value(value: Any) -> Any:

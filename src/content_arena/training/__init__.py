@@ -19,6 +19,7 @@ from content_arena.defender.artifacts import TOKENIZER_FILE, ModelManifest, writ
 from content_arena.defender.normalizer import normalize_many
 from content_arena.defender.recognizer import RECOGNIZER_FILE, WordRecognizer
 from content_arena.defender.token_ids import load_tokenizer
+from content_arena.monitoring import write_score_reference
 from content_arena.training.backbones import challenger_learning_rate, champion_learning_rate, load_backbone
 from content_arena.training.calibration import PolicyFit, fit_policy
 from content_arena.training.loop import EpochCallback, encode, fit, predict_scores
@@ -333,6 +334,8 @@ def train_champion(
           {"mode": "full", "source": source, "pad_id": pad_id, "use_encoder": uses_encoder,
            "learning_rate": learning_rate, **({"backbone": backbone.recipe.to_dict()} if backbone else {}),
            **fitted.best_val}, policy, recognizer)
+    # The score distribution live traffic is compared with (content_arena.monitoring: drift).
+    write_score_reference(out, [e.text for e in val_examples or []])
     log.info("champion trained in %.1fs (%d examples) → %s", time.perf_counter() - started, len(texts), out)
     return TrainResult(out, "full", fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started,
                        len(texts), policy)
@@ -452,6 +455,7 @@ def train_challenger(
                                            "learning_rate": learning_rate, "lora_targets": targets,
                                            **({"backbone": backbone} if backbone else {}), **fitted.best_val},
           policy)
+    write_score_reference(out, [e.text for e in (policy_examples if policy_examples is not None else val_examples) or []])
     log.info("challenger (%s) trained in %.1fs (%d examples) → %s", mode, time.perf_counter() - started, len(texts), out)
     return TrainResult(out, mode, fitted.history, fitted.best_epoch, fitted.best_val, time.perf_counter() - started,
                        len(texts), policy)
