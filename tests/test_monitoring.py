@@ -165,3 +165,15 @@ def test_keys_and_events_on_the_in_process_backend() -> None:
     assert float(backend.get_value("model:champion:f1")) == pytest.approx(0.81)
     keys.champion_changed("models:/content-filter/4", None)
     assert backend.get_value("model:champion:f1") is None
+
+
+def test_an_alert_with_a_nul_or_a_lone_surrogate_is_refused_before_the_store_sees_it():
+    import pydantic
+
+    from content_arena.service.alerts import AlertNotification
+
+    for bad in ({"labels": {"alertname": "a\x00b"}}, {"annotations": {"\ud800": "x"}}, {"fingerprint": "f\x00"}):
+        with pytest.raises(pydantic.ValidationError):
+            AlertNotification(alerts=[{"status": "firing", **bad}])
+    ok = AlertNotification(alerts=[{"status": "firing", "labels": {"alertname": "ArenaScoreDrift"}}])
+    assert ok.alerts[0].labels["alertname"] == "ArenaScoreDrift"

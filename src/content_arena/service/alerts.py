@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import JSON, Column, Connection, MetaData, String, Table, select
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -59,8 +59,39 @@ alerts_table = Table(
 # -- the webhook body (Alertmanager's format, version 4) ------------------------------------------
 
 
+MAX_LABELS = 64
+MAX_LABEL_CHARS = 4000
+
+
+def _storable(value: str) -> str:
+    """A string the store can keep on every backend: no NUL (PostgreSQL text and JSONB refuse it) and no
+    lone surrogate (not UTF-8), at most MAX_LABEL_CHARS characters."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ValueError("contains a lone surrogate")
+    if len(value) > MAX_LABEL_CHARS:
+        raise ValueError(f"longer than {MAX_LABEL_CHARS} characters")
+    return value
+
+
 class AlertIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @field_validator("labels", "annotations")
+    @classmethod
+    def _storable_mapping(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_LABELS:
+            raise ValueError(f"more than {MAX_LABELS} entries")
+        for key, item in value.items():
+            _storable(key)
+            _storable(item)
+        return value
+
+    @field_validator("fingerprint", "generatorURL")
+    @classmethod
+    def _storable_text(cls, value: str | None) -> str | None:
+        return None if value is None else _storable(value)
 
     status: str = Field(pattern="^(firing|resolved)$")
     labels: dict[str, str] = Field(default_factory=dict)
