@@ -74,10 +74,14 @@ def test_sections_give_figures_with_baselines(payload: dict[str, Any]) -> None:
     defender = [r for r in rows if r["section"] == "defender"]
     assert [r["figure"] for r in defender] == ["scores(), batch 1", "scores(), batch 16", "scores(), batch 64",
                                                "scores(), batch 64, word caches emptied",
+                                               "classify path with live signals, batch 1",
+                                               "classify path with live signals, batch 64",
                                                "scores(), batch 64, encoder kept",
                                                "backbone scores(), batch 64, int8 dynamic",
                                                "backbone scores(), batch 64, float32"]
-    assert all(r["baseline"] == "transformers pipeline" for r in defender)
+    signals = [r for r in defender if r["figure"].startswith("classify path with live signals")]
+    assert all(r["baseline"] == "signals off (defender.scores)" for r in signals)
+    assert all(r["baseline"] == "transformers pipeline" for r in defender if r not in signals)
     assert payload["details"]["backbone_int8"]["texts"] == harness.TINY.texts
     # The timed champion runs without its encoder; the last row times one that keeps it.
     assert payload["details"]["throughput_model"]["use_encoder"] is False
