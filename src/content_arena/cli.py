@@ -181,8 +181,10 @@ def _print_summary(s: dict[str, Any]) -> None:
         if after:
             row.append(_fmt(after["per_strategy"].get(name)))
         table.add_row(*row)
-    for label, key in (("overall evasion", "evasion_rate"), ("clean F1", "f1"), ("clean AUROC", "auroc"),
-                       ("clean FPR", "fpr"), ("attacked-clean FPR", "attacked_clean_fpr")):
+    # Every figure is at each model's own policy threshold (defender.operating_point).
+    for label, key in (("overall evasion", "evasion_rate"), ("threshold", "threshold"), ("clean recall", "recall"),
+                       ("clean FPR", "fpr"), ("clean F1", "f1"), ("clean AUROC", "auroc"), ("clean ECE", "ece"),
+                       ("attacked-clean FPR", "attacked_clean_fpr")):
         row = [f"[bold]{label}", _fmt(before.get(key))]
         if after:
             row.append(_fmt(after.get(key)))
