@@ -117,7 +117,8 @@ window.addEventListener('load', function () {
     assert found, f"the probe did not run; chromium said: {done.stderr[-1500:]}"
     result = json.loads(html.unescape(found.group(1)))
 
-    assert len(result["images"]) == 2
+    assert sorted(i["src"] for i in result["images"]) == ["evasion_by_strategy.png", "quality_by_version.png",
+                                                          "reliability.png"]
     for image in result["images"]:
         assert image["width"] > 100 and image["height"] > 100, image  # decoded, not a broken icon
     tables = {t["id"]: t["rows"] for t in result["tables"]}
