@@ -105,7 +105,7 @@ class ModelConfig(_Section):
     vocab_size: int = Field(2000, ge=256, le=250_000)
     # Hashed token n-gram branch of the model built from config (0 buckets: a plain BERT encoder). More
     # buckets mean fewer unseen n-grams of a garbled text landing on a known one's weight; fewer dimensions
-    # keep the table's size (buckets x dim). See docs/experiments/2026-12-07-policy-point-quality.md.
+    # keep the table's size (buckets x dim). The measurements behind the choice are in docs/experiments/.
     ngram_buckets: int = Field(524_288, ge=0, le=16_777_216)
     ngram_dim: int = Field(16, ge=1)
     ngram_orders: list[int] = Field(default_factory=lambda: [1, 2, 3])
