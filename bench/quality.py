@@ -141,25 +141,26 @@ def policy_of(cfg: Any) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Recipe:
     """A champion recipe: config overrides, and families whose variants of the clean fit texts are added as
-    negatives (label 0) before training (a bench-side transform; ``training.harden_strategies`` is the
-    product's own, labels kept)."""
+    negatives (label 0) before training (a bench-side transform; ``experimental.harden_strategies`` is the
+    recipe's own, labels kept)."""
 
     name: str = CHAMPION
     model: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     clean_negatives: tuple[str, ...] = ()
     note: str = ""
+    experimental: dict[str, Any] = field(default_factory=dict)
 
     def families(self, cfg: Any) -> list[str]:
         """The rule families this recipe trains on, in order, without repeats."""
-        names = [*cfg.training.harden_strategies, *self.clean_negatives]
+        names = [*cfg.experimental.harden_strategies, *self.clean_negatives]
         return list(dict.fromkeys(names))
 
     def without(self, family: str, cfg: Any) -> Recipe:
-        harden = [s for s in cfg.training.harden_strategies if s != family]
-        return Recipe(f"{self.name}-without-{family}", dict(self.model),
-                      {**self.training, "harden_strategies": harden},
-                      tuple(s for s in self.clean_negatives if s != family))
+        harden = [s for s in cfg.experimental.harden_strategies if s != family]
+        return Recipe(f"{self.name}-without-{family}", dict(self.model), dict(self.training),
+                      tuple(s for s in self.clean_negatives if s != family),
+                      experimental={**self.experimental, "harden_strategies": harden})
 
 
 DEFAULT_RECIPE = Recipe()
@@ -189,7 +190,7 @@ def train_recipe(ctx: Context, split: Split, recipe: Recipe, unlabeled: list[str
     if ctx.sizes.quality_epochs:
         training.setdefault("epochs", ctx.sizes.quality_epochs)
     cfg = ctx.config(ctx.workdir / f"home-{tag}", training=training,
-                     model={**ctx.sizes.model_overrides, **recipe.model})
+                     model={**ctx.sizes.model_overrides, **recipe.model}, experimental=dict(recipe.experimental))
     fit = with_clean_negatives(split.fit, recipe.clean_negatives, seed=cfg.training.seed)
     started = time.perf_counter()
     result = train_champion(fit, ctx.workdir / f"model-{tag}", cfg, val_examples=split.val, tokenizer_texts=unlabeled)
@@ -201,7 +202,8 @@ def train_recipe(ctx: Context, split: Split, recipe: Recipe, unlabeled: list[str
         raise RuntimeError(f"the champion was saved at {manifest.operating_point}, not the configured {policy}")
     info = {"train_seconds": seconds, "n_fit": len(fit), "n_val": len(split.val), "threshold": model.threshold,
             "policy": policy, "validation": manifest.validation, "calibration": (manifest.calibration or {}).get("kind"), "families": recipe.families(cfg), "overrides": {"model": recipe.model,
-                                                                              "training": recipe.training},
+                                                                              "training": recipe.training,
+                                                                              "experimental": recipe.experimental},
             "clean_negatives": list(recipe.clean_negatives),
             "use_encoder": bool(getattr(model.model.config, "use_encoder", True))}
     return model, info
@@ -394,7 +396,8 @@ def compare(ctx: Context, splits: Sequence[Split], recipe: Recipe = DEFAULT_RECI
         adversarial = adversarial_set(split.test, strategies)
         champion, champion_info = train_recipe(ctx, split, recipe, unlabeled)
         policy = champion_info["policy"]
-        cfg = ctx.config(ctx.workdir / "policy-home", training=dict(recipe.training))
+        cfg = ctx.config(ctx.workdir / "policy-home", training=dict(recipe.training),
+                         experimental=dict(recipe.experimental))
         baseline, baseline_info = train_baseline(split, cfg)
         models = {CHAMPION: (champion, champion_info), BASELINE: (baseline, baseline_info)}
         for name, factory in extras.items():
@@ -455,7 +458,8 @@ def run_quality(ctx: Context) -> list[dict[str, Any]]:
 def holdout(ctx: Context, splits: Sequence[Split], recipe: Recipe = DEFAULT_RECIPE) -> dict[str, Any]:
     """For each family of ``recipe``: the champion trained without it, its evasion of that family at the
     policy point beside the baseline's and the full recipe's (same splits)."""
-    cfg = ctx.config(ctx.workdir / "holdout-home", training=dict(recipe.training), model=dict(recipe.model))
+    cfg = ctx.config(ctx.workdir / "holdout-home", training=dict(recipe.training), model=dict(recipe.model),
+                     experimental=dict(recipe.experimental))
     families = recipe.families(cfg)
     names = rule_strategy_names()
     seeds = [s.seed for s in splits]

@@ -53,16 +53,16 @@ CANDIDATES: dict[str, Recipe] = {
     "ngram-1-4": Recipe("ngram-1-4", model={"ngram_orders": [1, 2, 3, 4]}),
     "clean-negatives": Recipe("clean-negatives", clean_negatives=GARBLING_FAMILIES,
                               note="one garbled variant (label 0) of every clean fit text, the families in turn"),
-    "harden": Recipe("harden", training={"harden_strategies": list(EVADING_FAMILIES)},
-                     note="training.harden_strategies: one variant of every fit text, labels kept"),
+    "harden": Recipe("harden", experimental={"harden_strategies": list(EVADING_FAMILIES)},
+                     note="experimental.harden_strategies: one variant of every fit text, labels kept"),
     "buckets-512k": Recipe("buckets-512k", model={"ngram_buckets": 524_288, "ngram_dim": 16},
                            note="4x the hash buckets (fewer collisions), a quarter of the dimensions (same table size)"),
     "buckets-1m": Recipe("buckets-1m", model={"ngram_buckets": 1_048_576, "ngram_dim": 8},
                          note="8x the hash buckets, an eighth of the dimensions (same table size)"),
     "plain-lr": Recipe("plain-lr", note="n-gram branch without NBSVM scaling (bench-side patch, no config knob)"),
-    "phonetic-fold": Recipe("phonetic-fold", model={"ngram_phonetic_fold": True}),
-    "harden-levels": Recipe("harden-levels", training={"harden_strategies": ["ko_level2", "ko_level3"]},
-                            note="training.harden_strategies with the stacked difficulty levels"),
+    "phonetic-fold": Recipe("phonetic-fold", experimental={"ngram_phonetic_fold": True}),
+    "harden-levels": Recipe("harden-levels", experimental={"harden_strategies": ["ko_level2", "ko_level3"]},
+                            note="experimental.harden_strategies with the stacked difficulty levels"),
 }
 
 
@@ -138,6 +138,7 @@ def run(name: str, seeds: list[int], *, quick: bool, threads: int | None, extras
             texts = [e.text for e in split.test][: sizes.texts]
             rates = {m: cold_scoring_rate(model, texts, sizes.repeats) for m, model in judged.first_models.items()}
             record = {"candidate": name, "scoring_rate_cold": rates, "recipe": {"model": recipe.model, "training": recipe.training,
+                                                    "experimental": recipe.experimental,
                                                     "clean_negatives": list(recipe.clean_negatives),
                                                     "note": recipe.note},
                       "split_seed": split.seed, "policy": judged.policy, "quick": quick,

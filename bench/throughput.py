@@ -100,7 +100,7 @@ def bench_defender(ctx: Context) -> list[dict[str, Any]]:
                         rows[-1]["baseline_value"], note=f"{len(texts)} texts; every unknown word looked up again"))
     rows.extend(signal_rows(ctx, defender))
     # The same architecture with its encoder kept: what the champion would cost where the encoder earns
-    # its place on validation (training.min_encoder_gain).
+    # its place on validation (experimental.min_encoder_gain).
     with_encoder = ctx.defender(64, encoder=True)
     encoder_pipe = hf_pipeline(with_encoder.model_dir, with_encoder.max_length)
     texts = ctx.texts(ctx.sizes.texts)

@@ -103,3 +103,93 @@ def test_an_old_file_with_the_retired_threshold_keys_still_loads_with_a_warning(
     assert cfg.training.epochs == 3 and not hasattr(cfg.training, "tune_threshold")
     assert "training.challenger_threshold, training.refit_on_validation, training.tune_threshold" in caplog.text
     assert "defender.operating_point" in caplog.text
+
+
+# The research toggles and the product section each one left (issue 26).
+MOVED = {
+    "model": ("ngram_pooling", "ngram_min_df", "ngram_phonetic_fold", "word_recognition", "recognizer_min_count",
+              "recognizer_min_key"),
+    "training": ("min_encoder_gain", "ngram_solver", "harden_share", "harden_strategies"),
+    "augment": ("adaptive_echoes",),
+}
+
+
+def _clear_arena_env(monkeypatch):
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("ARENA_"):
+            monkeypatch.delenv(key)
+
+
+def test_a_research_toggle_set_at_its_old_place_loads_into_experimental_with_a_warning_naming_the_new_key(
+        tmp_path, monkeypatch, caplog):
+    _clear_arena_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "arena.yaml"
+    path.write_text("model:\n  ngram_pooling: mean\n  hidden_size: 64\n  word_recognition: false\n"
+                    "training:\n  epochs: 3\n  harden_strategies: [spacing]\n  harden_share: 0.5\n"
+                    "augment:\n  adaptive_echoes: 3\n  variants_per_failure: 2\n")
+    monkeypatch.setenv("ARENA_MODEL__NGRAM_MIN_DF", "4")  # an environment variable at the old place too
+    with caplog.at_level("WARNING", logger="content_arena.config"):
+        cfg = load_config(path, training={"min_encoder_gain": None})  # and an override
+    ex = cfg.experimental
+    assert (ex.ngram_pooling, ex.word_recognition, ex.harden_strategies, ex.harden_share) == ("mean", False,
+                                                                                               ["spacing"], 0.5)
+    assert (ex.adaptive_echoes, ex.ngram_min_df, ex.min_encoder_gain) == (3, 4, None)
+    # Keys not set keep the recipe's defaults; the product settings beside them are untouched.
+    assert (ex.ngram_solver, ex.recognizer_min_key, ex.ngram_phonetic_fold) == ("lbfgs", 3, False)
+    assert (cfg.model.hidden_size, cfg.training.epochs, cfg.augment.variants_per_failure) == (64, 3, 2)
+    messages = [r.getMessage() for r in caplog.records]
+    for old in ("model.ngram_pooling", "model.word_recognition", "model.ngram_min_df", "training.harden_strategies",
+                "training.harden_share", "training.min_encoder_gain", "augment.adaptive_echoes"):
+        key = old.split(".")[1]
+        naming = [m for m in messages if m.startswith(f"{old} ") and f"experimental.{key}" in m]
+        assert len(naming) == 1, (old, messages)
+    assert len(messages) == 7
+
+    # At its new place a toggle loads without a warning; a bad value at the old place names the new key.
+    caplog.clear()
+    monkeypatch.delenv("ARENA_MODEL__NGRAM_MIN_DF")
+    path.unlink()
+    with caplog.at_level("WARNING", logger="content_arena.config"):
+        assert load_config(None, experimental={"ngram_pooling": "mean"}).experimental.ngram_pooling == "mean"
+    assert not caplog.records
+    with pytest.raises(ConfigError, match="experimental.ngram_min_df"):
+        load_config(None, model={"ngram_min_df": -1})
+    with pytest.raises(ConfigError, match="experimental.ngram_solver"):
+        load_config(None, training={"ngram_solver": "sgd"})
+
+
+def test_the_product_sections_no_longer_carry_research_toggles(tmp_path, monkeypatch, caplog):
+    from content_arena.config import AugmentConfig, ExperimentalConfig, ModelConfig, TrainingConfig
+
+    sections = {"model": ModelConfig, "training": TrainingConfig, "augment": AugmentConfig}
+    for section, keys in MOVED.items():
+        for key in keys:
+            assert key not in sections[section].model_fields, f"{section}.{key}"
+            assert key in ExperimentalConfig.model_fields, key
+    # The section's defaults are the recipe.
+    ex = ExperimentalConfig()
+    assert (ex.ngram_pooling, ex.ngram_min_df, ex.ngram_phonetic_fold, ex.word_recognition) == ("idf", 1, False, True)
+    assert (ex.recognizer_min_count, ex.recognizer_min_key, ex.min_encoder_gain, ex.ngram_solver) == (1, 3, 0.005,
+                                                                                                      "lbfgs")
+    assert (ex.harden_strategies, ex.harden_share, ex.adaptive_echoes) == ([], 1.0, 1)
+    # The project's own tiny test config sets none of them at a former place.
+    from conftest import TINY
+
+    _clear_arena_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING", logger="content_arena.config"):
+        load_config(None, **TINY)
+    assert not caplog.records
+
+
+def test_a_list_toggle_in_an_environment_variable_at_its_old_place_loads_as_a_list(tmp_path, monkeypatch):
+    _clear_arena_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ARENA_TRAINING__HARDEN_STRATEGIES", '["spacing", "nfd"]')
+    assert load_config().experimental.harden_strategies == ["spacing", "nfd"]
+    monkeypatch.setenv("ARENA_EXPERIMENTAL__HARDEN_STRATEGIES", '["homoglyph"]')
+    monkeypatch.delenv("ARENA_TRAINING__HARDEN_STRATEGIES")
+    assert load_config().experimental.harden_strategies == ["homoglyph"]

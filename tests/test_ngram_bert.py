@@ -357,7 +357,7 @@ def test_champion_built_with_the_phonetic_fold_carries_its_table(tiny_config, tm
     from content_arena.training import train_champion
 
     # The encoder is dropped (no gain can reach 1.0), so the scores are the n-gram branch's alone.
-    cfg = tiny_config(model={"ngram_phonetic_fold": True}, training={"min_encoder_gain": 1.0})
+    cfg = tiny_config(experimental={"ngram_phonetic_fold": True, "min_encoder_gain": 1.0})
     train, val = split_examples(load_seed_corpus(), test_fraction=0.2, seed=0)
     result = train_champion(train[:400], tmp_path / "folded", cfg, val_examples=val[:100])
     defender = TransformerDefender(result.model_dir, device="cpu").load()

@@ -34,8 +34,7 @@ def champion(corpus, tmp_path_factory):
     home = tmp_path_factory.mktemp("arena")
     # The encoder is kept whatever it adds, so that the tests below exercise it (and LoRA on it);
     # the encoder-less champion has its own tests.
-    cfg = load_config(None, home=str(home / ".arena"), **{**TINY, "training": {**TINY["training"],
-                                                                              "min_encoder_gain": None}})
+    cfg = load_config(None, home=str(home / ".arena"), **TINY, experimental={"min_encoder_gain": None})
     train, test = corpus
     result = train_champion(train, home / "champion", cfg, val_examples=test[:200])
     return cfg, result
@@ -45,8 +44,7 @@ def champion(corpus, tmp_path_factory):
 def branch_champion(corpus, tmp_path_factory):
     """A champion whose encoder cannot earn its place (a gain of 1.0 in F1 is asked for)."""
     home = tmp_path_factory.mktemp("arena-branch")
-    cfg = load_config(None, home=str(home / ".arena"), **{**TINY, "training": {**TINY["training"],
-                                                                              "min_encoder_gain": 1.0}})
+    cfg = load_config(None, home=str(home / ".arena"), **TINY, experimental={"min_encoder_gain": 1.0})
     train, test = corpus
     result = train_champion(train, home / "champion", cfg, val_examples=test[:200])
     return cfg, result
@@ -127,8 +125,7 @@ def test_champion_saves_a_word_recognizer_that_reads_garbled_words_back(branch_c
 def test_word_recognition_off_saves_no_recognizer(corpus, tmp_path):
     from content_arena.defender.recognizer import RECOGNIZER_FILE
 
-    cfg = load_config(None, home=str(tmp_path / ".arena"), **{**TINY, "model": {**TINY["model"],
-                                                                               "word_recognition": False}})
+    cfg = load_config(None, home=str(tmp_path / ".arena"), **TINY, experimental={"word_recognition": False})
     train, test = corpus
     result = train_champion(train[:300], tmp_path / "champion", cfg, val_examples=test[:50])
     assert not (result.model_dir / RECOGNIZER_FILE).exists()
@@ -228,7 +225,7 @@ def test_challenger_weighs_the_ngrams_of_its_training_texts_that_its_champion_ne
     cfg, result = branch_champion
     train, test = corpus
     champion = TransformerDefender(result.model_dir).load()
-    assert champion.model.config.ngram_min_df == cfg.model.ngram_min_df == 1
+    assert champion.model.config.ngram_min_df == cfg.experimental.ngram_min_df == 1
     # Evasions of the toxic texts: n-grams the champion's corpus never had.
     spacing = get_strategy("spacing")
     evasions = [Example(spacing.attack(e.text, seed=k), 1) for k, e in enumerate(train[:300]) if e.label == 1]
@@ -365,8 +362,7 @@ def test_hardened_champion_trains_on_rule_variants(corpus, tmp_path):
 
     train, test = corpus
     cfg = load_config(None, home=str(tmp_path / ".arena"),
-                      **{**TINY, "training": {**TINY["training"], "harden_strategies": ["spacing", "leet_phonetic"],
-                                              "harden_share": 0.5}})
+                      **TINY, experimental={"harden_strategies": ["spacing", "leet_phonetic"], "harden_share": 0.5})
     result = train_champion(train, tmp_path / "hardened", cfg, val_examples=test[:100])
     assert len(train) * 1.3 < result.n_train < len(train) * 1.6
     defender = TransformerDefender(result.model_dir).load()
@@ -384,7 +380,7 @@ def test_hardened_champion_trains_on_rule_variants(corpus, tmp_path):
     assert known <= set(defender.recognizer.counts)
 
     bad = load_config(None, home=str(tmp_path / ".arena"),
-                      **{**TINY, "training": {**TINY["training"], "harden_strategies": ["no_such_rule"]}})
+                      **TINY, experimental={"harden_strategies": ["no_such_rule"]})
     with pytest.raises(UnknownStrategyError, match="no_such_rule"):
         train_champion(train, tmp_path / "bad", bad, val_examples=test[:100])
 

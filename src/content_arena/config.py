@@ -7,6 +7,7 @@ with :class:`ConfigError`, whose message names every offending key and the reaso
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -109,30 +110,6 @@ class ModelConfig(_Section):
     ngram_buckets: int = Field(524_288, ge=0, le=16_777_216)
     ngram_dim: int = Field(16, ge=1)
     ngram_orders: list[int] = Field(default_factory=lambda: [1, 2, 3])
-    # How a text's n-grams are pooled: "idf" weights each by its inverse document frequency in the
-    # training corpus and L2-normalises, as TF-IDF does, so rare n-grams that carry an insult are not
-    # drowned by frequent ones; "mean" is the plain average.
-    ngram_pooling: Literal["mean", "idf"] = "idf"
-    # With "idf" pooling, n-grams found in fewer training texts than this weigh nothing: garbling a text
-    # adds unseen n-grams, and at the highest IDF they would dilute the known ones in the L2-normalised
-    # vector. A challenger gives weight to the n-grams of its own training texts (the evasions it learns
-    # from). 0: every n-gram counts, and garbled text reads as less toxic.
-    ngram_min_df: int = Field(1, ge=0)
-    # The n-gram branch reads each syllable by its phonetic key (hangul.phonetic_key: tense and
-    # aspirated initials made plain, near-homophone vowels merged), so respellings such as 씨발/시발
-    # or 새끼/세끼 share their n-grams. The encoder still sees the text as written. Off by default: it
-    # trades clean ranking (words that differ only in sound merge) for fewer phonetic evasions.
-    ngram_phonetic_fold: bool = False
-    # Word recognition in front of the model (defender/recognizer.py): a word the champion's corpus never
-    # had is read back as the closest, then most frequent, known word of the same script within one edit of
-    # its reading key (``faggpts`` -> ``faggots``, ``새끠`` -> ``새끼``). Known words are never touched. The
-    # vocabulary is saved with the champion and inherited by its challengers. Keys shorter than
-    # ``recognizer_min_key`` letters are left alone; only words seen ``recognizer_min_count`` times or more
-    # are targets. It undoes most one-edit evasions at a small cost in clean ranking (a rare genuine word
-    # may be read as a known one).
-    word_recognition: bool = True
-    recognizer_min_count: int = Field(1, ge=1)
-    recognizer_min_key: int = Field(3, ge=1)
     hidden_size: int = Field(128, ge=16)
     num_layers: int = Field(2, ge=1, le=48)
     num_heads: int = Field(4, ge=1)
@@ -174,19 +151,6 @@ class TrainingConfig(_Section):
     seed: int = 13
     torch_threads: int | None = Field(None, ge=1)
     max_train_examples: int | None = Field(None, ge=1)
-    # Rule strategies whose variants of the champion's own training texts (labels kept) are added to
-    # its training set: off by default, because it trades one robustness figure for others (garbled
-    # clean texts are flagged less above the clean FPR, but the clean ranking can suffer).
-    harden_strategies: list[str] = Field(default_factory=list)
-    # The default architecture's second stage keeps the encoder only if it lifts validation AUROC by at
-    # least this over the n-gram branch alone; otherwise the champion is saved without it (use_encoder
-    # false: the branch's scores, at several times the speed). null always keeps the encoder.
-    min_encoder_gain: float | None = Field(0.005, ge=0.0, le=1.0)
-    # How the first stage fits the n-gram branch: "lbfgs" solves it as an NB-scaled, L2-regularised
-    # logistic regression to convergence, its strength picked on validation AUROC (deterministic, no
-    # epochs to tune); "adam": `epochs` of Adam, the best validation epoch kept.
-    ngram_solver: Literal["lbfgs", "adam"] = "lbfgs"
-    harden_share: float = Field(1.0, gt=0.0, le=1.0)
 
     @model_validator(mode="before")
     @classmethod
@@ -245,9 +209,8 @@ class AugmentConfig(_Section):
     # scores move, not its ranking), so every original is replayed by default.
     replay_ratio: float | None = Field(None, ge=0.0, le=10.0)
     # With the ``adaptive`` strategy bound to the champion (see data_augmentor): searches per toxic pool
-    # text, echoes of each successful search's edits, and the share of toxic positives from the search.
+    # text and the share of toxic positives from the search.
     adaptive_pool_searches: int = Field(2, ge=0, le=100)
-    adaptive_echoes: int = Field(1, ge=0, le=100)
     adaptive_share: float = Field(0.8, gt=0.0, le=1.0)
     # Across cycles: extra copies of each hard example (a toxic training text the champion misses, a
     # clean one it flags) in the challenger's set, and how many examples of earlier cycles' failures are
@@ -337,6 +300,111 @@ class MonitoringConfig(_Section):
     review_retention_days: int = Field(30, ge=1, le=3650)
 
 
+class ExperimentalConfig(_Section):
+    """Knobs for experiments; defaults are the recipe; not a product setting.
+
+    Each key switches one research choice of the default recipe so that a bench or a study can compare
+    it with its alternative. A deployment leaves this section out. A key set at its former place
+    (``model.``, ``training.`` or ``augment.``, see :data:`EXPERIMENTAL_KEYS`) still loads here, with a
+    warning naming ``experimental.<key>``.
+    """
+
+    # How a text's n-grams are pooled: "idf" weights each by its inverse document frequency in the
+    # training corpus and L2-normalises, as TF-IDF does, so rare n-grams that carry an insult are not
+    # drowned by frequent ones; "mean" is the plain average.
+    ngram_pooling: Literal["mean", "idf"] = "idf"
+    # With "idf" pooling, n-grams found in fewer training texts than this weigh nothing: garbling a text
+    # adds unseen n-grams, and at the highest IDF they would dilute the known ones in the L2-normalised
+    # vector. A challenger gives weight to the n-grams of its own training texts (the evasions it learns
+    # from). 0: every n-gram counts, and garbled text reads as less toxic.
+    ngram_min_df: int = Field(1, ge=0)
+    # The n-gram branch reads each syllable by its phonetic key (hangul.phonetic_key: tense and
+    # aspirated initials made plain, near-homophone vowels merged), so respellings such as 씨발/시발
+    # or 새끼/세끼 share their n-grams. The encoder still sees the text as written. Off by default: it
+    # trades clean ranking (words that differ only in sound merge) for fewer phonetic evasions.
+    ngram_phonetic_fold: bool = False
+    # Word recognition in front of the model (defender/recognizer.py): a word the champion's corpus never
+    # had is read back as the closest, then most frequent, known word of the same script within one edit of
+    # its reading key (``faggpts`` -> ``faggots``, ``새끠`` -> ``새끼``). Known words are never touched. The
+    # vocabulary is saved with the champion and inherited by its challengers. Keys shorter than
+    # ``recognizer_min_key`` letters are left alone; only words seen ``recognizer_min_count`` times or more
+    # are targets. It undoes most one-edit evasions at a small cost in clean ranking (a rare genuine word
+    # may be read as a known one).
+    word_recognition: bool = True
+    recognizer_min_count: int = Field(1, ge=1)
+    recognizer_min_key: int = Field(3, ge=1)
+    # The default architecture's second stage keeps the encoder only if it lifts validation AUROC by at
+    # least this over the n-gram branch alone; otherwise the champion is saved without it (use_encoder
+    # false: the branch's scores, at several times the speed). null always keeps the encoder.
+    min_encoder_gain: float | None = Field(0.005, ge=0.0, le=1.0)
+    # How the first stage fits the n-gram branch: "lbfgs" solves it as an NB-scaled, L2-regularised
+    # logistic regression to convergence, its strength picked on validation AUROC (deterministic, no
+    # epochs to tune); "adam": ``training.epochs`` of Adam, the best validation epoch kept.
+    ngram_solver: Literal["lbfgs", "adam"] = "lbfgs"
+    # Rule strategies whose variants of the champion's own training texts (labels kept) are added to
+    # its training set, for ``harden_share`` of those texts: off by default, because it trades one
+    # robustness figure for others (garbled clean texts are flagged less above the clean FPR, but the
+    # clean ranking can suffer).
+    harden_strategies: list[str] = Field(default_factory=list)
+    harden_share: float = Field(1.0, gt=0.0, le=1.0)
+    # With the ``adaptive`` strategy bound to the champion: echoes of each successful search's edits
+    # applied to other texts (see data_augmentor). More echoes teach the moves more than the searched
+    # strings, at the cost of more augmented texts per search.
+    adaptive_echoes: int = Field(1, ge=0, le=100)
+
+
+# The research toggles' former places: a file, override or environment variable that still sets one
+# there loads, with one warning per key, and the value lands in ``experimental``.
+EXPERIMENTAL_KEYS: dict[str, tuple[str, ...]] = {
+    "model": ("ngram_pooling", "ngram_min_df", "ngram_phonetic_fold", "word_recognition",
+              "recognizer_min_count", "recognizer_min_key"),
+    "training": ("min_encoder_gain", "ngram_solver", "harden_share", "harden_strategies"),
+    "augment": ("adaptive_echoes",),
+}
+
+
+def _move_experimental_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with every research toggle found at its former place moved under ``experimental``.
+
+    A key set at both places keeps the former place's value (it is the one the caller just wrote, e.g. an
+    environment variable over the file); each moved key logs one warning naming ``experimental.<key>``.
+    """
+    moved: dict[str, Any] = {}
+    for section, keys in EXPERIMENTAL_KEYS.items():
+        values = data.get(section)
+        if not isinstance(values, dict):
+            continue
+        found = [key for key in keys if key in values]
+        if not found:
+            continue
+        data = {**data, section: {k: v for k, v in values.items() if k not in found}}
+        for key in found:
+            log.warning("%s.%s has moved: set experimental.%s instead (this value is applied there)",
+                        section, key, key)
+            moved[key] = _from_environment(values[key])
+    if not moved:
+        return data
+    current = data.get("experimental")
+    if isinstance(current, BaseModel):
+        current = current.model_dump(exclude_unset=True)
+    if current is None:
+        current = {}
+    if isinstance(current, dict):
+        data = {**data, "experimental": {**current, **moved}}
+    return data
+
+
+def _from_environment(value: Any) -> Any:
+    """A list given as JSON text, as an environment variable at a former place arrives (the settings
+    source parses JSON only for the fields it knows at that place); any other value unchanged."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 class ArenaConfig(BaseSettings):
     """Everything the library reads. Build with :func:`load_config`."""
 
@@ -360,6 +428,14 @@ class ArenaConfig(BaseSettings):
     api: ApiConfig = Field(default_factory=ApiConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    # Knobs for experiments; defaults are the recipe; not a product setting.
+    experimental: ExperimentalConfig = Field(default_factory=ExperimentalConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_places(cls, data: Any) -> Any:
+        """Load research toggles still set in model/training/augment into ``experimental``, with a warning."""
+        return _move_experimental_keys(data) if isinstance(data, dict) else data
 
     @classmethod
     def settings_customise_sources(

@@ -12,7 +12,7 @@ search gets its own share, since a rule variant teaches little about what a sear
 * every adaptive failure gets ``variants_per_failure`` fresh searches of its original (other seeds);
 * the search runs on every toxic text of the pool, ``augment.adaptive_pool_searches`` times (seeds);
 * ``augment.adaptive_share`` of the toxic positives come from the search (rule variants are trimmed);
-* each successful search's edits are *echoed* ``augment.adaptive_echoes`` times: the same operators,
+* each successful search's edits are *echoed* ``experimental.adaptive_echoes`` times: the same operators,
   as many moves, applied by
   :meth:`~content_arena.attacks.AdaptiveAttacker.random_edits` to another toxic text (a positive) and
   to a clean text (a negative), so the challenger learns the moves, not only the searched strings,
@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from content_arena.attacks import AdaptiveAttacker, AdaptiveStrategy, Strategy, get_strategy
-from content_arena.config import AugmentConfig
+from content_arena.config import AugmentConfig, ExperimentalConfig
 from content_arena.data import Example
 from content_arena.sample_collector import Failure, text_hash
 
@@ -54,6 +54,7 @@ def augment(
     *,
     toxic_pool: Sequence[Example] = (),
     seed: int = 0,
+    experimental: ExperimentalConfig | None = None,
 ) -> AugmentedSet:
     """Toxic positives from the failures, attacked clean negatives, equal in number.
 
@@ -61,6 +62,7 @@ def augment(
     original: alternately the same strategy with a fresh seed and another strategy (alone or
     composed with the evading one). The strategies that evaded are also applied to other toxic
     texts from ``toxic_pool``, so the challenger learns the trick and not the handful of sentences.
+    ``experimental`` gives the recipe's research choices (``adaptive_echoes``); None takes its defaults.
     """
     rng = random.Random(seed)
     by_name = {s.name: s for s in strategies}
@@ -115,7 +117,7 @@ def augment(
         adaptive_examples(
             adaptive, [f.original_text for f in adaptive_failures], [e.text for e in pool], [e.text for e in clean],
             variants_per_failure=cfg.variants_per_failure, pool_searches=cfg.adaptive_pool_searches,
-            echoes=cfg.adaptive_echoes, seed=seed, rng=rng,
+            echoes=(experimental or ExperimentalConfig()).adaptive_echoes, seed=seed, rng=rng,
             positive=lambda text: add(searched_toxic, text, 1, "augment"),
             negative=lambda text: add(negatives, text, 0, "augment"),
         )
@@ -214,7 +216,7 @@ def with_rule_variants(
     """``examples`` plus one variant, label kept, of a ``share`` of them: the strategies take turns and
     each text gets its own attack seed. Variants equal to their original (nothing to attack) are dropped.
 
-    Used to harden a first champion against obfuscations known in advance (``training.harden_strategies``);
+    Used to harden a first champion against obfuscations known in advance (``experimental.harden_strategies``);
     the loop's challengers learn from what the battle found instead.
     """
     if not strategies:

@@ -194,7 +194,7 @@ class WordRecognizer:
     @classmethod
     def load(cls, model_dir: str | Path) -> WordRecognizer | None:
         """The recogniser saved in ``model_dir``, or None when the model has none (saved before it existed,
-        or trained with ``model.word_recognition: false``)."""
+        or trained with ``experimental.word_recognition: false``)."""
         path = Path(model_dir) / RECOGNIZER_FILE
         if not path.is_file():
             return None

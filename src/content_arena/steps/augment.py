@@ -47,7 +47,8 @@ def training_set(ws: Workspace, failures: Sequence[Failure], splits: Splits, str
         The training set.
     """
     cfg = ws.config
-    augmented = expand(failures, splits.fit, strategies, cfg.augment, toxic_pool=splits.seeds, seed=cfg.attack.seed)
+    augmented = expand(failures, splits.fit, strategies, cfg.augment, toxic_pool=splits.seeds, seed=cfg.attack.seed,
+                       experimental=cfg.experimental)
     if not augmented.examples:
         log.info("no evasions to learn from: the challenger trains on the training set alone")
         return TrainingSet(with_reviewed(list(splits.fit), ws.store), 0, 0, False)

@@ -210,7 +210,7 @@ def _fit_ngram_branch(
     branch frozen and keeps only epochs that improve validation F1 on where it started.
     """
     chosen_c: float | None = None
-    if cfg.training.ngram_solver == "lbfgs":
+    if cfg.experimental.ngram_solver == "lbfgs":
         solved = fit_ngram_branch_linear(model, data.train_ids, data.train_labels, data.val_ids, data.val_labels)
         chosen_c, best_val = solved.c, dict(solved.val)
         history = [{"stage": 1.0, "epoch": 1.0, "c": solved.c, **best_val}]
@@ -231,7 +231,7 @@ def _fit_ngram_branch(
     # untrained encoder would otherwise add random logits) and learns only a correction to it.
     torch.nn.init.zeros_(model.classifier.weight)
     torch.nn.init.zeros_(model.classifier.bias)
-    log.info("n-gram branch fitted (%s, %s); training the encoder on top", cfg.training.ngram_solver,
+    log.info("n-gram branch fitted (%s, %s); training the encoder on top", cfg.experimental.ngram_solver,
              ", ".join(f"{k}={v:.4f}" for k, v in best_val.items()))
     return history, best_val, chosen_c
 
@@ -248,15 +248,15 @@ def train_champion(
     """Full fine-tune: a small model built from config (tokenizer trained here) or ``model.base_model``."""
     _set_threads(cfg.training.torch_threads)
     torch.manual_seed(cfg.training.seed)
-    if cfg.training.harden_strategies:
+    if cfg.experimental.harden_strategies:
         from content_arena.attacks import resolve_strategies
         from content_arena.data_augmentor import with_rule_variants
 
         before = len(examples)
-        examples = with_rule_variants(examples, resolve_strategies(cfg.training.harden_strategies),
-                                      cfg.training.harden_share, seed=cfg.training.seed)
+        examples = with_rule_variants(examples, resolve_strategies(cfg.experimental.harden_strategies),
+                                      cfg.experimental.harden_share, seed=cfg.training.seed)
         log.info("hardening with %s: %d rule variants added to %d examples",
-                 ", ".join(cfg.training.harden_strategies), len(examples) - before, before)
+                 ", ".join(cfg.experimental.harden_strategies), len(examples) - before, before)
     texts, labels = _texts_labels(examples, cfg.training.max_train_examples)
     started = time.perf_counter()
     raw_corpus = [*(tokenizer_texts or []), *texts]
@@ -268,7 +268,7 @@ def train_champion(
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"max_length": backbone.recipe.max_length})})
     else:
         tokenizer = train_tokenizer(corpus, vocab_size=cfg.model.vocab_size, kind=cfg.model.tokenizer)
-        model = build_small_classifier(cfg.model, tokenizer)
+        model = build_small_classifier(cfg.model, tokenizer, cfg.experimental)
         if getattr(model.config, "ngram_fold", False):
             model.set_ngram_fold(phonetic_fold_ids(tokenizer))
         if getattr(model.config, "ngram_pooling", None) == "idf":
@@ -292,7 +292,7 @@ def train_champion(
         "vocab_size": tokenizer.get_vocab_size(),
         "hidden_size": cfg.model.hidden_size,
         "num_layers": cfg.model.num_layers,
-        "harden_strategies": ",".join(cfg.training.harden_strategies) or "none",
+        "harden_strategies": ",".join(cfg.experimental.harden_strategies) or "none",
         "word_recognition_vocabulary": len(recognizer) if recognizer is not None else 0,
         **(backbone.params() if backbone else {}),
     }
@@ -308,20 +308,20 @@ def train_champion(
         history, branch_val, _ = _fit_ngram_branch(model, data, cfg, tracker, fit_args)
         # Kept to fall back on if the encoder does not earn its place (no copy when it always stays).
         branch_state = ({k: v.detach().clone() for k, v in model.state_dict().items()}
-                        if cfg.training.min_encoder_gain is not None else {})
+                        if cfg.experimental.min_encoder_gain is not None else {})
     fitted = _fit(model, data, cfg, tracker, **fit_args, keep_initial=bool(history))
     if history:
         fitted.history = history + [{"stage": 2.0, **row} for row in fitted.history]
         # AUROC, not F1: threshold-free, so a couple of validation texts crossing 0.5 do not decide.
         gain = (fitted.best_val.get("val_auroc") or 0.0) - (branch_val.get("val_auroc") or 0.0)
-        min_gain = cfg.training.min_encoder_gain
+        min_gain = cfg.experimental.min_encoder_gain
         if branch_val and min_gain is not None and gain < min_gain:
             # The encoder costs most of the forward pass: without a clear gain the n-gram branch
             # alone is the champion, and the saved model never runs the encoder.
             model.load_state_dict(branch_state)
             model.config.use_encoder = False
             fitted.best_val, fitted.best_epoch = branch_val, 0
-            log.info("encoder dropped: validation AUROC %+.4f over the n-gram branch alone (training.min_encoder_gain "
+            log.info("encoder dropped: validation AUROC %+.4f over the n-gram branch alone (experimental.min_encoder_gain "
                      "%.3f); the champion is the branch", gain, min_gain)
     uses_encoder = bool(getattr(model.config, "use_encoder", True))
     if tracker:
@@ -342,13 +342,13 @@ def train_champion(
 
 
 def _build_recognizer(normalized: Sequence[str], cfg: ArenaConfig) -> WordRecognizer | None:
-    """The champion's word recogniser (``model.word_recognition``): its vocabulary is every word of the
+    """The champion's word recogniser (``experimental.word_recognition``): its vocabulary is every word of the
     (normalised) training texts and of the unlabelled texts the tokenizer reads. Validation texts stay out of
     it, so the threshold is tuned on texts the recogniser treats as it will treat unseen ones."""
-    if not cfg.model.word_recognition:
+    if not cfg.experimental.word_recognition:
         return None
-    recognizer = WordRecognizer.build(normalized, min_count=cfg.model.recognizer_min_count,
-                                      min_key=cfg.model.recognizer_min_key)
+    recognizer = WordRecognizer.build(normalized, min_count=cfg.experimental.recognizer_min_count,
+                                      min_key=cfg.experimental.recognizer_min_key)
     log.info("word recogniser: %d known words", len(recognizer))
     return recognizer
 

@@ -12,16 +12,28 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer
 
-from content_arena.config import ModelConfig
+from content_arena.config import ExperimentalConfig, ModelConfig
 
 log = logging.getLogger(__name__)
 
-def build_small_classifier(cfg: ModelConfig, tokenizer: Tokenizer) -> torch.nn.Module:
+def build_small_classifier(
+    cfg: ModelConfig, tokenizer: Tokenizer, experimental: ExperimentalConfig | None = None
+) -> torch.nn.Module:
     """A BERT-style encoder of the configured size with a two-class head, randomly initialised.
 
     With ``ngram_buckets`` > 0 (the default) the model also carries a hashed token n-gram branch
     (:mod:`content_arena.defender.ngram_bert`); with 0 it is a plain ``BertForSequenceClassification``.
+
+    Args:
+        cfg: the model section (sizes, tokenizer, n-gram buckets).
+        tokenizer: the trained tokenizer; its vocabulary and ``[PAD]`` id size the embeddings.
+        experimental: the recipe's research choices (n-gram pooling, minimum document frequency,
+            phonetic folding); None takes the recipe's defaults.
+
+    Returns:
+        The untrained classifier.
     """
+    recipe = experimental if experimental is not None else ExperimentalConfig()
     from transformers import BertConfig, BertForSequenceClassification
 
     from content_arena.defender.ngram_bert import NgramBertConfig, NgramBertForSequenceClassification
@@ -44,8 +56,8 @@ def build_small_classifier(cfg: ModelConfig, tokenizer: Tokenizer) -> torch.nn.M
     if cfg.ngram_buckets:
         config = NgramBertConfig(
             ngram_buckets=cfg.ngram_buckets, ngram_dim=cfg.ngram_dim, ngram_orders=cfg.ngram_orders,
-            ngram_pooling=cfg.ngram_pooling, ngram_fold=cfg.ngram_phonetic_fold,
-            ngram_min_df=cfg.ngram_min_df, **settings
+            ngram_pooling=recipe.ngram_pooling, ngram_fold=recipe.ngram_phonetic_fold,
+            ngram_min_df=recipe.ngram_min_df, **settings
         )
         return NgramBertForSequenceClassification(config)
     return BertForSequenceClassification(BertConfig(**settings))

@@ -113,7 +113,7 @@ def save_tokenizer(tokenizer: Tokenizer | Any, model_dir: Path) -> None:
 def phonetic_fold_ids(tokenizer: Tokenizer) -> list[int]:
     """For each token id, the id of the token spelled with every syllable's :func:`phonetic_key`
     (itself when that spelling is not in the vocabulary): the n-gram fold table that
-    ``model.ngram_phonetic_fold`` gives the model built from config."""
+    ``experimental.ngram_phonetic_fold`` gives the model built from config."""
     from content_arena.hangul import phonetic_key
 
     vocab = tokenizer.get_vocab()
