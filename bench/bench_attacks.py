@@ -196,7 +196,7 @@ def run_loop(home: Path, quick: bool, threads: int, adaptive: bool = False, spli
 
 def load_version(cfg: Any, version: int) -> Any:
     from content_arena.defender import load_defender
-    from content_arena.registry import ModelRegistry
+    from content_arena.model_registry import ModelRegistry
 
     defender = load_defender(ModelRegistry.from_config(cfg).uri(version), cfg, batch_size=512)
     defender.version = str(version)

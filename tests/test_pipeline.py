@@ -10,7 +10,7 @@ from content_arena.attacks import get_strategy
 from content_arena.data import Example, split_examples
 from content_arena.defender import Defender
 from content_arena.orchestrator import Workspace, load_dataset, load_splits, run_pipeline
-from content_arena.registry import CHAMPION
+from content_arena.model_registry import CHAMPION
 from content_arena.store import open_store
 
 pytestmark = pytest.mark.slow

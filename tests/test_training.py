@@ -15,7 +15,7 @@ from content_arena.config import load_config
 from content_arena.data import load_seed_corpus, split_examples
 from content_arena.defender import ModelIntegrityError, ModelNotFound, TransformerDefender, load_defender
 from content_arena.defender.artifacts import read_manifest
-from content_arena.registry import CHAMPION, ModelRegistry
+from content_arena.model_registry import CHAMPION, ModelRegistry
 from content_arena.training import train_challenger, train_champion
 from content_arena.training.lora import choose_adapter_mode
 
@@ -286,7 +286,7 @@ def test_mlflow_http_settings_reach_mlflow_client(tmp_path, monkeypatch):
 
     import mlflow.environment_variables as mlflow_env
 
-    from content_arena.registry import RegistryError
+    from content_arena.model_registry import RegistryError
 
     for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)  # restored by monkeypatch after the test

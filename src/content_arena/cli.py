@@ -60,7 +60,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from content_arena.config import ConfigError
     from content_arena.data import DataError
     from content_arena.defender import ModelIntegrityError, ModelNotFound
-    from content_arena.registry import RegistryError
+    from content_arena.model_registry import RegistryError
     from content_arena.store import StoreUnavailable
 
     return (
@@ -212,7 +212,7 @@ def train(
 ) -> None:
     """Train a defender by full fine-tuning on a labelled file."""
     from content_arena.data import load_examples
-    from content_arena.registry import CHAMPION
+    from content_arena.model_registry import CHAMPION
     from content_arena.steps import Workspace, aliases, fit_val_split, register_model
     from content_arena.training import train_champion
 

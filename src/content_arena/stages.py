@@ -29,7 +29,7 @@ import yaml
 
 from content_arena import steps
 from content_arena.config import ArenaConfig, ConfigError, load_config
-from content_arena.registry import CHAMPION
+from content_arena.model_registry import CHAMPION
 from content_arena.steps import Workspace, publish_model, storage_uri_for
 
 log = logging.getLogger(__name__)

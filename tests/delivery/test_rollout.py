@@ -98,7 +98,7 @@ def workspace(tmp_path_factory, tiny_model_dir):
 @pytest.fixture
 def registry_state(workspace):
     """As after the pipeline's promote step: v2 champion, v1 archived."""
-    from content_arena.registry import CHAMPION
+    from content_arena.model_registry import CHAMPION
 
     ws = workspace["ws"]
     ws.registry.set_alias(CHAMPION, 2)
@@ -122,7 +122,7 @@ def assert_written_objects_valid(fake: FakeKServe, isvc_errors) -> None:
 
 
 def assert_rolled_back(fake: FakeKServe, result: dict, registry_state) -> None:
-    from content_arena.registry import CHAMPION
+    from content_arena.model_registry import CHAMPION
 
     obj = fake.snapshot()
     assert result["outcome"] == "rolled_back" and result["confirmed"] is True
@@ -143,7 +143,7 @@ def assert_rolled_back(fake: FakeKServe, result: dict, registry_state) -> None:
 
 
 def test_healthy_canary_is_promoted(workspace, registry_state, isvc_errors):
-    from content_arena.registry import CHAMPION
+    from content_arena.model_registry import CHAMPION
 
     answer = prometheus_answer(error_rate=0.002, canary_toxic=0.22, champion_toxic=0.20)
     with FakeKServe(isvc_serving(V1), validate=isvc_errors) as fake, FakePrometheus(answer) as prom:
@@ -316,7 +316,7 @@ def test_merge_patch_content_type_is_refused_by_the_fake_like_the_api_server():
 
 
 def test_rollback_with_an_unknown_previous_version_leaves_the_registry_alone(workspace, registry_state, isvc_errors):
-    from content_arena.registry import CHAMPION
+    from content_arena.model_registry import CHAMPION
 
     legacy = "s3://content-arena-models/content-filter/champion"
     answer = prometheus_answer(error_rate=0.5, canary_toxic=0.2, champion_toxic=0.2)

@@ -175,7 +175,7 @@ def trained_champion(tmp_path_factory: pytest.TempPathFactory) -> TrainedChampio
     """ONE tiny champion per session, registered as v1 of a private MLflow (sqlite) registry."""
     from content_arena.data import load_seed_corpus
     from content_arena.orchestrator import Workspace, register_model
-    from content_arena.registry import CHAMPION
+    from content_arena.model_registry import CHAMPION
     from content_arena.training import train_champion
 
     root = tmp_path_factory.mktemp("champion")

@@ -261,7 +261,7 @@ def _pipeline_config(champion_config: Callable[..., Any]) -> Any:
 
 
 def _registry_state(cfg: Any) -> tuple[list[int], dict[str, int | None]]:
-    from content_arena.registry import CHALLENGER, CHAMPION, ModelRegistry
+    from content_arena.model_registry import CHALLENGER, CHAMPION, ModelRegistry
 
     registry = ModelRegistry.from_config(cfg)
     versions = sorted(v.version for v in registry.versions())
@@ -279,7 +279,7 @@ def test_mlflow_unreachable_at_register_fails_cleanly_and_rerun_succeeds(
     champion_config: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from content_arena.orchestrator import run_pipeline
-    from content_arena.registry import ModelRegistry, RegistryError
+    from content_arena.model_registry import ModelRegistry, RegistryError
 
     cfg = _pipeline_config(champion_config)
     before = _registry_state(cfg)
@@ -305,7 +305,7 @@ def test_mlflow_unreachable_at_set_alias_leaves_no_half_registered_model(
     champion_config: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from content_arena.orchestrator import run_pipeline
-    from content_arena.registry import CHAMPION, ModelRegistry, RegistryError
+    from content_arena.model_registry import CHAMPION, ModelRegistry, RegistryError
 
     cfg = _pipeline_config(champion_config)
     real_set_alias = ModelRegistry.set_alias
@@ -358,7 +358,7 @@ def test_training_crash_releases_the_lock_and_registers_nothing(
 def test_tampered_champion_at_startup_is_refused(
     champion_config: Callable[..., Any], make_client: Callable[..., Any], trained_champion: Any,
 ) -> None:
-    from content_arena.registry import ModelRegistry
+    from content_arena.model_registry import ModelRegistry
 
     cfg = champion_config()
     model_dir = ModelRegistry.from_config(cfg).download(trained_champion.version)

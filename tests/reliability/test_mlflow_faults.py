@@ -118,7 +118,7 @@ def _kill_at(point: str, server: MlflowServer, monkeypatch: pytest.MonkeyPatch) 
     import content_arena.model_promoter as promoter
     import content_arena.steps as steps
     from content_arena.model_promoter import Comparison
-    from content_arena.registry import CHALLENGER, ModelRegistry
+    from content_arena.model_registry import CHALLENGER, ModelRegistry
 
     fired: list[str] = []
 
@@ -171,7 +171,7 @@ def _kill_at(point: str, server: MlflowServer, monkeypatch: pytest.MonkeyPatch) 
 
 def _state(cfg: Any) -> dict[str, Any]:
     """Registry versions and aliases, and the store's model_metadata (version → (alias, status))."""
-    from content_arena.registry import CHALLENGER, CHAMPION, ModelRegistry
+    from content_arena.model_registry import CHALLENGER, CHAMPION, ModelRegistry
     from content_arena.store import open_store
 
     registry = ModelRegistry.from_config(cfg)
@@ -185,7 +185,7 @@ def _check_consistent(cfg: Any) -> dict[str, Any]:
     """Every alias names a version whose artifacts are all there and intact; the store mirrors the
     champion alias, and any challenger alias it records is the registry's."""
     from content_arena.defender.artifacts import verify_model_dir
-    from content_arena.registry import CHALLENGER, CHAMPION, ModelRegistry
+    from content_arena.model_registry import CHALLENGER, CHAMPION, ModelRegistry
 
     registry = ModelRegistry.from_config(cfg)
     state = _state(cfg)

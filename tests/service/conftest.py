@@ -140,7 +140,7 @@ def trained_champion(tmp_path_factory: pytest.TempPathFactory) -> TrainedChampio
     from content_arena.config import load_config
     from content_arena.data import load_seed_corpus
     from content_arena.orchestrator import Workspace, register_model
-    from content_arena.registry import CHAMPION
+    from content_arena.model_registry import CHAMPION
     from content_arena.training import train_champion
 
     root = tmp_path_factory.mktemp("champion")

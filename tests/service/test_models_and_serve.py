@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 def test_promote_moves_the_alias_and_swaps_the_served_model(champion_config: Any, make_client: Any,
                                                            trained_champion: Any) -> None:
-    from content_arena.registry import ModelRegistry
+    from content_arena.model_registry import ModelRegistry
     from content_arena.store import open_store
 
     cfg = champion_config()

@@ -28,7 +28,7 @@ def resolve_model_dir(location: str | Path, config: ArenaConfig | None = None) -
     """A local directory for ``location``: a directory, or ``models:/<name>@<alias>`` / ``models:/<name>/<v>``."""
     text = str(location)
     if text.startswith("models:/"):
-        from content_arena.registry import ModelRegistry
+        from content_arena.model_registry import ModelRegistry
 
         return ModelRegistry.from_config(config).download(text)
     path = Path(text).expanduser()

@@ -98,7 +98,7 @@ def pipeline_run_local(
     """Run the Kubeflow pipeline on this machine, each step a subprocess (kfp.local, no cluster)."""
     import kfp.local
 
-    from content_arena.registry import CHAMPION, ModelRegistry
+    from content_arena.model_registry import CHAMPION, ModelRegistry
 
     cli = _cli()
     cfg = cli._setup(config, verbose)

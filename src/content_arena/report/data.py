@@ -133,7 +133,7 @@ def all_battles(store: Store, page: int = 500) -> list[BattleRecord]:
 def read_versions(registry: Any, store: Store) -> list[VersionInfo]:
     """Registered versions, oldest first, merged with their model_metadata rows (only those when
     MLflow cannot be read)."""
-    from content_arena.registry import RegistryError
+    from content_arena.model_registry import RegistryError
 
     records = {r.version: r for r in store.list_models(registry.model_name)}
     found: dict[int, VersionInfo] = {}
@@ -316,7 +316,7 @@ def champion_calibration(cfg: ArenaConfig, registry: Any, champion: int | None) 
 
 
 def collect(cfg: ArenaConfig, *, with_examples: bool = True) -> ReportData:
-    from content_arena.registry import ModelRegistry
+    from content_arena.model_registry import ModelRegistry
     from content_arena.store import open_store
 
     cfg.home_path.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from content_arena.defender import Defender
 from content_arena.store import Store
 
 if TYPE_CHECKING:
-    from content_arena.registry import ModelRegistry
+    from content_arena.model_registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ChampionHolder:
     @property
     def registry(self) -> ModelRegistry:
         if self._registry is None:
-            from content_arena.registry import ModelRegistry
+            from content_arena.model_registry import ModelRegistry
 
             self._registry = ModelRegistry.from_config(self.cfg)
         return self._registry
@@ -70,7 +70,7 @@ class ChampionHolder:
     def registered_version(self) -> int | None:
         """The version the ``champion`` alias names, from the store's model_metadata mirror,
         falling back to the registry itself."""
-        from content_arena.registry import CHAMPION
+        from content_arena.model_registry import CHAMPION
 
         record = self.store.get_model_by_alias(self.cfg.mlflow.model_name, CHAMPION)
         if record is not None:

@@ -364,7 +364,7 @@ def promote_model(body: PromoteRequest, request: Request, _: Principal = ADMIN) 
     Takes the training lock for the duration, so it never races a pipeline run's own promotion.
     """
     from content_arena.model_promoter import promote
-    from content_arena.registry import CHAMPION
+    from content_arena.model_registry import CHAMPION
 
     ctx = app_state(request).ctx
     lock = ctx.backend.training_lock

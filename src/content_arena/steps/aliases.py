@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from content_arena import model_promoter
-from content_arena.registry import CHALLENGER, CHAMPION
+from content_arena.model_registry import CHALLENGER, CHAMPION
 from content_arena.steps.workspace import Workspace
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import Any
 
 from content_arena.attacks import AdaptiveStrategy, Strategy
 from content_arena.attacks.adaptive import bind_adaptive
-from content_arena.registry import CHAMPION
+from content_arena.model_registry import CHAMPION
 from content_arena.steps import aliases
 from content_arena.steps.models import register_model
 from content_arena.steps.workspace import Splits, Workspace

@@ -7,7 +7,7 @@ from typing import Any
 
 from content_arena.defender import TransformerDefender, load_defender
 from content_arena.evaluation import EvaluationReport
-from content_arena.registry import RunTracker
+from content_arena.model_registry import RunTracker
 from content_arena.steps.workspace import Workspace
 from content_arena.training import TrainResult
 

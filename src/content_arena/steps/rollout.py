@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from content_arena.config import ArenaConfig
-from content_arena.registry import CHAMPION
+from content_arena.model_registry import CHAMPION
 from content_arena.steps import aliases
 from content_arena.steps.workspace import Workspace
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from content_arena.attacks import Strategy, resolve_strategies
 from content_arena.config import ArenaConfig
 from content_arena.data import Example, load_examples, load_seed_corpus, split_examples
-from content_arena.registry import ModelRegistry
+from content_arena.model_registry import ModelRegistry
 from content_arena.store import Store, open_store
 
 # Attack seed of the held-out adversarial set. It differs from the battle's (``attack.seed``), so the
