@@ -220,8 +220,8 @@ def prepare_champion(home: Path, threads: int) -> dict[str, Any]:
 
     from content_arena.config import load_config
     from content_arena.data import load_seed_corpus
-    from content_arena.orchestrator import Workspace, register_model
     from content_arena.model_registry import CHAMPION
+    from content_arena.orchestrator import Workspace, register_model
     from content_arena.training import train_champion
 
     torch.set_num_threads(threads)

@@ -9,8 +9,8 @@ from content_arena.attack_runner import ERROR_INTERNAL, AttackRunner, BattleStop
 from content_arena.attacks import get_strategy
 from content_arena.data import Example, split_examples
 from content_arena.defender import Defender
-from content_arena.orchestrator import Workspace, load_dataset, load_splits, run_pipeline
 from content_arena.model_registry import CHAMPION
+from content_arena.orchestrator import Workspace, load_dataset, load_splits, run_pipeline
 from content_arena.store import open_store
 
 pytestmark = pytest.mark.slow

@@ -24,8 +24,8 @@ from typing import Any
 
 from content_arena.config import QualityGateConfig
 from content_arena.evaluation import EvaluationReport
-from content_arena.quality_gate import EPSILON
 from content_arena.model_registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+from content_arena.quality_gate import EPSILON
 from content_arena.store import Store
 
 log = logging.getLogger(__name__)

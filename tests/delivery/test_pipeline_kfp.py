@@ -173,8 +173,8 @@ def _outputs(root: Path, task: str) -> Path:
 @pytest.mark.slow
 def test_pipeline_runs_locally_end_to_end(pipeline, local_run):
     from content_arena.config import load_config
-    from content_arena.orchestrator import Workspace
     from content_arena.model_registry import CHAMPION
+    from content_arena.orchestrator import Workspace
 
     decision = pipeline.adversarial_loop(
         config=local_run["config"], overrides=pipeline.local_overrides(local_run["home"]), rollout_dry_run=True

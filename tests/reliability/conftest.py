@@ -174,8 +174,8 @@ class TrainedChampion:
 def trained_champion(tmp_path_factory: pytest.TempPathFactory) -> TrainedChampion:
     """ONE tiny champion per session, registered as v1 of a private MLflow (sqlite) registry."""
     from content_arena.data import load_seed_corpus
-    from content_arena.orchestrator import Workspace, register_model
     from content_arena.model_registry import CHAMPION
+    from content_arena.orchestrator import Workspace, register_model
     from content_arena.training import train_champion
 
     root = tmp_path_factory.mktemp("champion")

@@ -278,8 +278,8 @@ def _store_models(cfg: Any) -> dict[int, tuple[str | None, str]]:
 def test_mlflow_unreachable_at_register_fails_cleanly_and_rerun_succeeds(
     champion_config: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from content_arena.orchestrator import run_pipeline
     from content_arena.model_registry import ModelRegistry, RegistryError
+    from content_arena.orchestrator import run_pipeline
 
     cfg = _pipeline_config(champion_config)
     before = _registry_state(cfg)
@@ -304,8 +304,8 @@ def test_mlflow_unreachable_at_register_fails_cleanly_and_rerun_succeeds(
 def test_mlflow_unreachable_at_set_alias_leaves_no_half_registered_model(
     champion_config: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from content_arena.orchestrator import run_pipeline
     from content_arena.model_registry import CHAMPION, ModelRegistry, RegistryError
+    from content_arena.orchestrator import run_pipeline
 
     cfg = _pipeline_config(champion_config)
     real_set_alias = ModelRegistry.set_alias

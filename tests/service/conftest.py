@@ -139,8 +139,8 @@ def trained_champion(tmp_path_factory: pytest.TempPathFactory) -> TrainedChampio
     real if weak classifier, F1 about 0.8, so battles against it see evasions), registered as v1."""
     from content_arena.config import load_config
     from content_arena.data import load_seed_corpus
-    from content_arena.orchestrator import Workspace, register_model
     from content_arena.model_registry import CHAMPION
+    from content_arena.orchestrator import Workspace, register_model
     from content_arena.training import train_champion
 
     root = tmp_path_factory.mktemp("champion")

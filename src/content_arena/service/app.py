@@ -30,9 +30,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from content_arena.config import ArenaConfig, load_config
 from content_arena.defender import Defender, DefenderNotReady
 from content_arena.live_samples import LiveSampleStore, ReviewSampler
+from content_arena.model_registry import RegistryError
 from content_arena.monitoring import LiveMonitor, LiveSignals, StateKeys, finite, safely
 from content_arena.queue import QueueBackend, QueueUnavailable, open_queue
-from content_arena.model_registry import RegistryError
 from content_arena.service import jobs
 from content_arena.service.alerts import AlertStore
 from content_arena.service.alerts import router as alerts_router
