@@ -81,7 +81,7 @@ def bench_defender(ctx: Context) -> list[dict[str, Any]]:
         theirs = median_rate(lambda texts=texts, batch=batch: len(pipe(texts, batch)), ctx.sizes.repeats)
         rows.append(row("defender", f"scores(), batch {batch}", "texts/s", ours,
                         "transformers pipeline", theirs,
-                        note=f"{len(texts)} texts; champion saved without its encoder"))
+                        note=f"{len(texts)} texts; the default recipe: n-gram branch, no encoder"))
     # Same weights: on the same preprocessed texts (normaliser and word recogniser) both must give the same
     # probabilities.
     sample = defender.preprocess(ctx.texts(32))

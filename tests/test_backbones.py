@@ -200,11 +200,15 @@ def test_a_model_built_from_config_also_adapts_its_token_and_ngram_embeddings(tm
     from content_arena.training.tokenizer import train_tokenizer
 
     cfg = load_config(None, home=str(tmp_path), model={"hidden_size": 32, "num_heads": 2, "intermediate_size": 64,
-                                                       "num_layers": 1, "ngram_buckets": 256, "vocab_size": 300})
-    model = build_small_classifier(cfg.model, train_tokenizer([e.text for e in load_seed_corpus()[:200]], 300, kind="char"))
-    targets = lora_targets(model)
+                                                       "num_layers": 1, "ngram_buckets": 256, "vocab_size": 300,
+                                                       "encoder": True})
+    tokenizer = train_tokenizer([e.text for e in load_seed_corpus()[:200]], 300, kind="char")
+    targets = lora_targets(build_small_classifier(cfg.model, tokenizer))
     assert set(targets.embeddings) == {"bert.embeddings.word_embeddings", "ngram_embeddings"}
     assert "bert.pooler.dense" in targets.dense and "ngram_classifier" not in targets.names
+    # Without an encoder (the default) the n-gram table is all there is to adapt.
+    branch = build_small_classifier(cfg.model.model_copy(update={"encoder": False}), tokenizer)
+    assert lora_targets(branch).names == ["ngram_embeddings"]
 
 
 def test_token_ids_past_the_embedding_are_refused_with_a_clear_error(tmp_path):

@@ -110,6 +110,12 @@ class ModelConfig(_Section):
     ngram_buckets: int = Field(524_288, ge=0, le=16_777_216)
     ngram_dim: int = Field(16, ge=1)
     ngram_orders: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    # False: the model built from config is the n-gram branch alone, a linear model over hashed n-grams
+    # solved in seconds and scored without a transformer pass. True: a small BERT encoder of the sizes
+    # below is trained on top of the fitted branch and kept only if it lifts validation AUROC by
+    # ``experimental.min_encoder_gain``; on a few thousand labelled comments it rarely does, and it costs
+    # most of the training time. Ignored with 0 buckets (the model is then the encoder).
+    encoder: bool = False
     hidden_size: int = Field(128, ge=16)
     num_layers: int = Field(2, ge=1, le=48)
     num_heads: int = Field(4, ge=1)

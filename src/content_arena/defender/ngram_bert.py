@@ -1,29 +1,29 @@
-"""The default defender architecture: a small BERT encoder plus a hashed token n-gram branch.
+"""The default defender architecture: a hashed token n-gram branch, optionally under a small BERT encoder.
 
-A BERT-style encoder trained from scratch on a few thousand labelled comments memorises them
-(train loss near zero by epoch 2) and generalises no better than a bag of character n-grams: on a
-BEEP! split it scored F1 0.75 / AUROC 0.77 where a char 1-4-gram TF-IDF logistic regression scored
-0.78 / 0.82. A linear bag of n-grams is the part that generalises from little data, so the model
-carries one inside it: the token ids are hashed into unigram, bigram and trigram buckets, their
-embeddings are pooled (fastText-style) and a linear head turns the pooled vector into logits that are
-added to the encoder's. New models pool with IDF weights and an L2 norm, as a TF-IDF vector is built
-(``ngram_pooling="idf"``; the IDF table is computed from the training corpus and saved with the
-weights); models saved before that average (``"mean"``). On the BEEP! split the IDF pooling moved
-held-out AUROC from 0.793 to 0.807. N-grams found in fewer than ``ngram_min_df`` texts of that corpus get
-weight 0 (see :class:`NgramBertConfig`), so garbling a text cannot dilute the n-grams the model knows; a
-challenger gives weight to its own training texts' n-grams (:meth:`~NgramBertForSequenceClassification.extend_ngram_idf`).
-With a small byte-level BPE vocabulary the tokens are close to characters, so the branch is close to a
-character n-gram model.
+A BERT-style encoder trained from scratch on a few thousand labelled comments memorises them within two
+epochs and generalises no better than a bag of character n-grams; a linear bag of n-grams is the part
+that generalises from little data. So the model is one: the token ids are hashed into unigram, bigram
+and trigram buckets, their embeddings are pooled and a linear head turns the pooled vector into logits.
+With a character tokenizer (the default) or a small byte-level BPE vocabulary the tokens are close to
+characters, so the branch is a character n-gram model.
+
+Pooling (``ngram_pooling``): "idf" weights each n-gram by its inverse document frequency in the
+training corpus and L2-normalises, as a TF-IDF vector is built (the IDF table is saved with the
+weights); "mean" averages, as models saved before pooling was configurable do. N-grams found in fewer
+than ``ngram_min_df`` texts of that corpus weigh nothing (see :class:`NgramBertConfig`), so garbling a
+text cannot dilute the n-grams the model knows; a challenger gives weight to its own training texts'
+n-grams (:meth:`~NgramBertForSequenceClassification.extend_ngram_idf`).
 
 Because the n-grams are computed from ``input_ids`` inside ``forward``, the model keeps the plain
 ``input_ids``/``attention_mask`` interface: the defender, ``transformers.pipeline()``, the KServe
 runtime and LoRA (which adapts ``ngram_embeddings`` like the token embeddings) need nothing new.
 
-Training runs in two stages (see :func:`content_arena.training.train_champion`): the n-gram branch
-alone first (``branches = "ngram"``), then the encoder with the branch frozen, learning what the
-bag of n-grams misses. When the encoder does not earn its cost on validation, the model is saved
-with ``use_encoder = False``: its forward pass is the n-gram branch alone (on BEEP! the encoder's
-epochs never beat the branch, and skipping it made scoring 5.6x faster with identical scores).
+``use_encoder`` says whether a BERT encoder adds its logits to the branch's. Built from config without
+one (``model.encoder`` false, the default), the model has no transformer layers at all. With one,
+training runs in two stages (see :func:`content_arena.training.train_champion`): the branch alone first
+(``branches = "ngram"``), then the encoder with the branch frozen, learning what the bag of n-grams
+misses; an encoder that does not earn its cost on validation is switched off (``use_encoder`` false)
+and its weights, kept in the file, never run.
 """
 
 from __future__ import annotations
