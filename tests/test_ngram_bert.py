@@ -411,3 +411,22 @@ def test_char_tokenizer_gives_one_token_per_character_and_loads_as_a_fast_tokeni
     assert small.encode("abcd").tokens[1:-1] == ["a", "b", "[UNK]", "[UNK]"]
     with pytest.raises(ValueError, match="tokenizer kind"):
         train_tokenizer(["x"], kind="words")
+
+
+def test_inference_without_an_encoder_gives_the_pooled_heads_logits_and_follows_weight_changes():
+    model = _model(ngram_pooling="idf", use_encoder=False)
+    torch.nn.init.normal_(model.ngram_embeddings.weight)
+    model.ngram_idf.uniform_(0.5, 3.0)
+    ids = torch.randint(1, 50, (6, 12))
+    mask = torch.ones_like(ids)
+    mask[0, 5:] = 0
+
+    def pooled() -> torch.Tensor:  # the head applied to the pooled vector, as training computes it
+        return model.ngram_classifier(model.ngram_features(ids, mask))
+
+    with torch.inference_mode():
+        torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits, pooled(), rtol=1e-5, atol=1e-5)
+        model.ngram_classifier.weight.mul_(-2.0)  # as a merge or a reload would change it
+        torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits, pooled(), rtol=1e-5, atol=1e-5)
+    model.train()  # with gradients on, the head runs as written (dropout, autograd)
+    assert model(input_ids=ids, attention_mask=mask).logits.requires_grad

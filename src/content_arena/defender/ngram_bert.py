@@ -226,6 +226,26 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
             norm = weights.sum(dim=1, keepdim=True).clamp(min=1.0)
         return buckets, weights / norm
 
+    def _plain_branch(self) -> bool:
+        """Whether the table and the head are plain modules (not wrapped by an adapter being trained)."""
+        return type(self.ngram_embeddings) is nn.Embedding and type(self.ngram_classifier) is nn.Linear
+
+    def _bucket_logits(self) -> torch.Tensor:
+        """Each bucket's embedding already through the head's weights: ``(buckets, num_labels)``.
+
+        The head is linear and dropout is off at inference, so pooling these rows gives the same logits as
+        pooling the embeddings and applying the head, while gathering ``num_labels`` numbers per n-gram
+        instead of ``ngram_dim``. Kept until the table or the head's weights change (a load, a merge).
+        """
+        table, head = self.ngram_embeddings.weight, self.ngram_classifier.weight
+        key = (table.data_ptr(), table._version, head.data_ptr(), head._version, table.dtype)
+        cached = getattr(self, "_bucket_logits_cache", None)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = (key, (table @ head.t()).contiguous())
+            self._bucket_logits_cache = cached
+        return cached[1]
+
     def ngram_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """A text's n-gram embeddings pooled into ``(batch, ngram_dim)`` (see :meth:`ngram_pooling_weights`)."""
         buckets, weights = self.ngram_pooling_weights(input_ids, attention_mask)
@@ -248,9 +268,15 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
             raise ValueError("NgramBertForSequenceClassification needs input_ids (n-grams are hashed from them)")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        encoder_runs = self.branches != "ngram" and self.config.use_encoder
+        if not encoder_runs and not self.training and not torch.is_grad_enabled() and self._plain_branch():
+            buckets, weights = self.ngram_pooling_weights(input_ids, attention_mask)
+            logits = nn.functional.embedding_bag(buckets, self._bucket_logits(), per_sample_weights=weights,
+                                                 mode="sum") + self.ngram_classifier.bias
+            return SequenceClassifierOutput(logits=logits)
         logits = self.ngram_classifier(self.ngram_dropout(self.ngram_features(input_ids, attention_mask)))
         hidden_states = attentions = None
-        if self.branches != "ngram" and self.config.use_encoder:
+        if encoder_runs:
             kwargs.pop("return_dict", None)
             encoded = super().forward(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
             logits = encoded.logits + logits.to(encoded.logits.dtype)
