@@ -339,8 +339,8 @@ class ExperimentalConfig(_Section):
     word_recognition: bool = True
     recognizer_min_count: int = Field(1, ge=1)
     recognizer_min_key: int = Field(3, ge=1)
-    # The default architecture's second stage keeps the encoder only if it lifts validation AUROC by at
-    # least this over the n-gram branch alone; otherwise the champion is saved without it (use_encoder
+    # With ``model.encoder`` true, the second stage keeps the encoder only if it lifts validation AUROC by
+    # at least this over the n-gram branch alone; otherwise the champion is saved without it (use_encoder
     # false: the branch's scores, at several times the speed). null always keeps the encoder.
     min_encoder_gain: float | None = Field(0.005, ge=0.0, le=1.0)
     # How the first stage fits the n-gram branch: "lbfgs" solves it as an NB-scaled, L2-regularised
