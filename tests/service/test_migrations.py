@@ -15,8 +15,7 @@ from sqlalchemy.pool import NullPool
 from content_arena.service.runs import PipelineRunStore
 from content_arena.store import normalize_url, open_store
 from content_arena.store.migrations import current_revision, upgrade
-
-from .helpers import POSTGRES_URL
+from support.backends import POSTGRES_URL
 
 TABLES = {"alembic_version", "battles", "battle_rounds", "model_metadata", "training_data", "pipeline_runs"}
 
