@@ -10,7 +10,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import TINY
 from content_arena.config import load_config
 from content_arena.data import load_seed_corpus, split_examples
 from content_arena.defender import ModelIntegrityError, ModelNotFound, TransformerDefender, load_defender
@@ -18,6 +17,7 @@ from content_arena.defender.artifacts import read_manifest
 from content_arena.model_registry import CHAMPION, ModelRegistry
 from content_arena.training import train_challenger, train_champion
 from content_arena.training.lora import choose_adapter_mode
+from support.configs import TINY
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,7 @@ from content_arena.service.alerts import AlertIn, AlertStore
 from content_arena.service.runs import PipelineRunStore
 from content_arena.store import normalize_url, open_store
 from content_arena.store.migrations import current_revision, upgrade
-
-from .helpers import POSTGRES_URL
+from support.backends import POSTGRES_URL
 
 TABLES = {"alembic_version", "battles", "battle_rounds", "model_metadata", "training_data", "pipeline_runs", "alerts",
           "live_samples"}
