@@ -21,8 +21,8 @@ from content_arena.service import jobs
 from content_arena.steps import Workspace, aliases, run_battle
 from content_arena.steps.attack import publish_battle
 from content_arena.store import open_store
-
-from .helpers import REDIS_URL, FakeDefender
+from support.api import FakeDefender
+from support.backends import REDIS_URL
 
 
 class FakeRegistry:
