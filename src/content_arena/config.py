@@ -105,10 +105,11 @@ class ModelConfig(_Section):
     # Characters ("char": the most frequent ones, the rest [UNK]) or BPE tokens.
     vocab_size: int = Field(2000, ge=256, le=250_000)
     # Hashed token n-gram branch of the model built from config (0 buckets: a plain BERT encoder). More
-    # buckets mean fewer unseen n-grams of a garbled text landing on a known one's weight; fewer dimensions
-    # keep the table's size (buckets x dim). The measurements behind the choice are in docs/experiments/.
-    ngram_buckets: int = Field(524_288, ge=0, le=16_777_216)
-    ngram_dim: int = Field(16, ge=1)
+    # buckets mean fewer unseen n-grams of a garbled text landing on a known one's weight, at 4 bytes per
+    # bucket and dimension. The fitted branch is a linear model (rank one), so a few dimensions suffice;
+    # they bound what a challenger's adapter can add per n-gram. Measurements: docs/experiments/.
+    ngram_buckets: int = Field(2_097_152, ge=0, le=16_777_216)
+    ngram_dim: int = Field(4, ge=1)
     ngram_orders: list[int] = Field(default_factory=lambda: [1, 2, 3])
     # False: the model built from config is the n-gram branch alone, a linear model over hashed n-grams
     # solved in seconds and scored without a transformer pass. True: a small BERT encoder of the sizes

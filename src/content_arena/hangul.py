@@ -99,7 +99,24 @@ _ECHOES: tuple[frozenset[int], ...] = tuple(
     frozenset(COMPAT_MEDIALS.index(v) for v in _ECHO_VOWELS[m]) for m in COMPAT_MEDIALS
 )
 _SILENT_INITIAL = COMPAT_INITIALS.index("ㅇ")
-_ECHO_PAIR_RE = re.compile("[\uac00-\ud7a3]{2,}")
+
+
+def _echo_pair_pattern() -> re.Pattern[str]:
+    """Two syllables that fold (an open syllable, then a silent-ㅇ syllable repeating its vowel): one
+    alternative per echoed vowel, each two character classes, so a scan costs what a search for any
+    syllable would, and most texts (with no such pair) never reach the per-syllable fold."""
+    alternatives = []
+    for echo in sorted({m for medials in _ECHO_VOWELS.values() for m in medials}):
+        echo_medial = COMPAT_MEDIALS.index(echo)
+        before = "".join(compose_syllable(i, m) for i in range(len(COMPAT_INITIALS))
+                         for m in range(len(COMPAT_MEDIALS)) if echo_medial in _ECHOES[m])
+        after = "".join(compose_syllable(_SILENT_INITIAL, echo_medial, f) for f in range(len(COMPAT_FINALS)))
+        alternatives.append(f"[{before}][{after}]")
+    return re.compile("|".join(alternatives))
+
+
+_ECHO_PAIR_RE = _echo_pair_pattern()
+_SYLLABLE_RUN_RE = re.compile("[\uac00-\ud7a3]{2,}")
 
 
 def _collapse_run(run: str) -> str:
@@ -126,7 +143,7 @@ def collapse_elongation(text: str) -> str:
     """
     if _ECHO_PAIR_RE.search(text) is None:
         return text
-    return _ECHO_PAIR_RE.sub(lambda match: _collapse_run(match.group()), text)
+    return _SYLLABLE_RUN_RE.sub(lambda match: _collapse_run(match.group()), text)
 
 
 # Respellings that keep how a word sounds to a reader swap these: a tense or aspirated initial for the
