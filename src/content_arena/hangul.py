@@ -116,7 +116,8 @@ def _echo_pair_pattern() -> re.Pattern[str]:
 
 
 _ECHO_PAIR_RE = _echo_pair_pattern()
-_SYLLABLE_RUN_RE = re.compile("[\uac00-\ud7a3]{2,}")
+# A run of syllables holding such a pair: only these reach the per-syllable fold.
+_FOLDABLE_RUN_RE = re.compile(f"[\uac00-\ud7a3]*?(?:{_ECHO_PAIR_RE.pattern})[\uac00-\ud7a3]*")
 
 
 def _collapse_run(run: str) -> str:
@@ -143,7 +144,7 @@ def collapse_elongation(text: str) -> str:
     """
     if _ECHO_PAIR_RE.search(text) is None:
         return text
-    return _SYLLABLE_RUN_RE.sub(lambda match: _collapse_run(match.group()), text)
+    return _FOLDABLE_RUN_RE.sub(lambda match: _collapse_run(match.group()), text)
 
 
 # Respellings that keep how a word sounds to a reader swap these: a tense or aspirated initial for the

@@ -175,7 +175,6 @@ def _join_blank(match: re.Match[str]) -> str:
     return match.group().replace(" ", "")
 
 
-_INNER_SYMBOLS = re.compile(r"(?<=[\uac00-\ud7a3])[.,*_\-~·•/|+^=:;]{1,3}(?=[\uac00-\ud7a3])")
 # Step 6b: 1-3 characters that are neither letters, digits nor spaces (punctuation, symbols, emoji,
 # stray combining marks), written directly between two letters of one word.
 _WORD_LETTER = "a-z\uac00-\ud7a3\u3131-\u318e"
@@ -237,7 +236,7 @@ def _nfkc_keeping_compat_jamo(text: str) -> str:
 
 
 def _finish(text: str, latin: bool, mask: int = 0) -> tuple[str, int]:
-    """Steps 5-6 and 8a-8b, repeated until nothing changes (a join can make a new run of three letters,
+    """Steps 5, 6 and 8, repeated until nothing changes (a join can make a new run of three letters,
     a removed symbol a new drawn-out letter). ``latin``: ``text`` has a-z. Returns the text and ``mask``
     with the kinds of change made."""
     # str.split() and regex \s agree on what whitespace is (both Py_UNICODE_ISSPACE).
@@ -263,7 +262,7 @@ def _finish(text: str, latin: bool, mask: int = 0) -> tuple[str, int]:
 
 
 def _hangul_steps(text: str, latin: bool, keyboard: bool, romanized: bool, mask: int) -> tuple[str, int]:
-    """Steps 7, 9, 8c and 10, in that order, on a text with Hangul (see the module docstring)."""
+    """Steps 7, 9 and 10, in that order, on a text with Hangul (see the module docstring)."""
     if keyboard and latin:
         decoded = _KEYBOARD_WORD.sub(_decode_keyboard_word, text)
         if decoded != text:
@@ -277,11 +276,8 @@ def _hangul_steps(text: str, latin: bool, keyboard: bool, romanized: bool, mask:
         if read != text:
             mask |= _ROMANIZED
             text = read
-    # A word read back can put a symbol between two syllables (tlqkf·놈 -> 시발·놈).
-    joined = _INNER_SYMBOLS.sub("", text)
-    if joined != text:
-        mask |= _SEPARATORS
-        text = joined
+    # A word read back can put a symbol between two syllables (tlqkf·놈 -> 시발·놈): the next pass of
+    # step 8 removes it.
     collapsed = collapse_elongation(text)
     if collapsed != text:
         mask |= _ELONGATION
