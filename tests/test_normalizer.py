@@ -85,6 +85,10 @@ from content_arena.hangul import HALFWIDTH_TO_COMPAT
         ("주우욱어어어라", "죽어라"),
         ("씨baa😂l", "씨발"),  # the emoji goes, the Latin is read back, the echo folds
         ("아이 좋아", "아이 좋아"),  # different vowels, or a final before the echo: nothing to fold
+        # characters drawn like jamo, beside jamo
+        ("ㅈ⊥ㅎ은 하ㄹT", "좋은 하루"),
+        ("보내人ㅔ0ㅛ 똑같Lㅔ", "보내세요 똑같네"),
+        ("ㅋㅋㅋ! ㅎㅎ", "ㅋㅋㅋ! ㅎㅎ"),  # a symbol after laughter ends the word
         ("", ""),
     ],
 )

@@ -12,6 +12,11 @@
 4. **lowercase**, then **homoglyph folding**: Cyrillic/Greek letters that look like Latin ones become
    those Latin letters (``рһ`` -> ``ph``). This also rewrites genuine Cyrillic/Greek words; the
    defender targets Korean/English, where such letters are nearly always an evasion;
+   **look-alike jamo**: where a character drawn like a jamo stands beside a jamo, it is read as that
+   jamo and the jamo are recomposed (``ㅈ⊥ㅎ은`` -> ``좋은``, ``ㄹT`` -> ``루``, ``Lㅔ`` -> ``네``, ``0ㅛ`` ->
+   ``요``, ``人ㅔ`` -> ``세``): a vowel reading after a consonant jamo, inside a word for a digit or
+   symbol (``ㅋㅋㅋ!`` stays); a consonant reading beside a vowel jamo; a Latin letter only when it stands
+   alone (``ㅈrkxdms`` is keys typed in Korean mode, step 7). This step repeats with steps 5-8;
 5. **whitespace**: every run of whitespace becomes one space, ends are trimmed;
 6. **spaced-out words** (conservative): separators are removed only *between single characters* -
    a run of at least 3 single Hangul syllables all separated by the same separator (``시 발 놈``,
@@ -61,6 +66,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from content_arena.hangul import (
+    COMPAT_FINALS,
     COMPAT_INITIALS,
     COMPAT_MEDIALS,
     HALFWIDTH_TO_COMPAT,
@@ -142,7 +148,8 @@ _FOLD_CHARS = _any_of(_FOLD_TABLE)
 #: ``invisible``: step 1 deleted characters; ``conjoining_jamo``: conjoining (NFD) jamo were composed;
 #: ``jamo``: compatibility or half-width jamo were recomposed; ``homoglyph``: look-alikes folded (step 4) or
 #: compatibility forms folded by NFKC (full-width, mathematical letters); ``separators``: steps 6 and 8;
-#: ``keyboard``: step 7; ``romanized``: step 9; ``elongation``: drawn-out letters or syllables (steps 8b, 10).
+#: ``keyboard``: step 7; ``romanized``: step 9 and the look-alike jamo of step 4; ``elongation``: drawn-out
+#: letters or syllables (steps 8 and 10).
 NORMALIZATION_KINDS: tuple[str, ...] = (
     "invisible", "conjoining_jamo", "jamo", "homoglyph", "separators", "keyboard", "romanized", "elongation",
 )
@@ -235,14 +242,66 @@ def _nfkc_keeping_compat_jamo(text: str) -> str:
     return "".join(parts)
 
 
+# Step 4b: characters drawn like a jamo, read as that jamo where they stand beside one (after lowercasing,
+# so L is l and T is t). A vowel reading applies after a consonant jamo (ㅅl, ㅈ⊥, ㄹt); a consonant
+# reading before a vowel jamo (lㅔ, 0ㅛ, 人ㅔ) or after one (ㅇㅕo).
+_SHAPE_VOWELS = {
+    "ト": "ㅏ", "├": "ㅏ", "┣": "ㅏ", "r": "ㅏ", "┤": "ㅓ", "┫": "ㅓ", "⊥": "ㅗ", "丄": "ㅗ", "t": "ㅜ", "┬": "ㅜ",
+    "丅": "ㅜ", "π": "ㅠ", "一": "ㅡ", "ー": "ㅡ", "—": "ㅡ", "l": "ㅣ", "1": "ㅣ", "|": "ㅣ", "i": "ㅣ", "!": "ㅣ",
+    "h": "ㅐ",
+}
+_SHAPE_CONSONANTS = {
+    "7": "ㄱ", "l": "ㄴ", "2": "ㄹ", "己": "ㄹ", "口": "ㅁ", "ロ": "ㅁ", "人": "ㅅ", "ス": "ㅈ", "0": "ㅇ", "o": "ㅇ",
+}
+_CONSONANT_JAMO = frozenset(COMPAT_INITIALS) | frozenset(f for f in COMPAT_FINALS if f)
+_VOWEL_JAMO = frozenset(COMPAT_MEDIALS)
+_SHAPES = "".join(sorted(set(_SHAPE_VOWELS) | set(_SHAPE_CONSONANTS)))
+_ANY_COMPAT_JAMO = re.compile("[\u3131-\u318e]")
+_HANGUL_CHAR = re.compile("[\u3131-\u318e\uac00-\ud7a3]")
+_SHAPE_BY_JAMO = re.compile(f"(?<=[\u3131-\u318e])[{re.escape(_SHAPES)}]|[{re.escape(_SHAPES)}](?=[\u3131-\u318e])")
+
+
+def _read_shape(match: re.Match[str]) -> str:
+    char, text, at = match.group(), match.string, match.start()
+    left = text[at - 1] if at else ""
+    right = text[at + 1] if at + 1 < len(text) else ""
+    if char.isascii() and char.isalpha() and (left.isascii() and left.isalpha() or right.isascii() and right.isalpha()):
+        return char  # a letter of a Latin word (ㅈrkxdms: keys typed in Korean mode), not a lone look-alike
+    vowel, consonant = _SHAPE_VOWELS.get(char), _SHAPE_CONSONANTS.get(char)
+    # A digit or symbol ends a word often (ㅋㅋㅋ!, ㅎㅎ1): read as a vowel only inside a Hangul word.
+    inside = char.isalpha() or _HANGUL_CHAR.match(right) is not None
+    if vowel and left in _CONSONANT_JAMO and inside:
+        return vowel
+    if consonant and (right in _VOWEL_JAMO or left in _VOWEL_JAMO):
+        return consonant
+    return char
+
+
+def _read_shapes(text: str, recompose: bool) -> str:
+    """Step 4b on a lowercased text: look-alikes beside jamo read as jamo, then the jamo recomposed when
+    any was read or ``recompose`` says an earlier step may have brought jamo together (ㄱ-ㅡ -> 그)."""
+    if _ANY_COMPAT_JAMO.search(text) is None:
+        return text
+    read = _SHAPE_BY_JAMO.sub(_read_shape, text)
+    if read is text and not recompose:
+        return text
+    read = recompose_jamo(read)
+    return text if read == text else read
+
+
 def _finish(text: str, latin: bool, mask: int = 0) -> tuple[str, int]:
     """Steps 5, 6 and 8, repeated until nothing changes (a join can make a new run of three letters,
     a removed symbol a new drawn-out letter). ``latin``: ``text`` has a-z. Returns the text and ``mask``
     with the kinds of change made."""
     # str.split() and regex \s agree on what whitespace is (both Py_UNICODE_ISSPACE).
     text = " ".join(text.split())
+    again = False  # jamo are composed before this step; only a change made here can bring new ones together
     while True:
         before = text
+        read = _read_shapes(text, again)
+        if read is not text:
+            mask |= _ROMANIZED  # look-alikes read back, as step 9 reads them
+            text = read
         if " " in text or not text.isalnum():
             joined = _SPACED_HANGUL.sub(_join_singles, text)
             if latin:
@@ -259,6 +318,7 @@ def _finish(text: str, latin: bool, mask: int = 0) -> tuple[str, int]:
                 text = collapsed
         if text == before:
             return text, mask
+        again = True
 
 
 def _hangul_steps(text: str, latin: bool, keyboard: bool, romanized: bool, mask: int) -> tuple[str, int]:
