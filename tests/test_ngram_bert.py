@@ -413,10 +413,12 @@ def test_char_tokenizer_gives_one_token_per_character_and_loads_as_a_fast_tokeni
         train_tokenizer(["x"], kind="words")
 
 
-def test_inference_without_an_encoder_gives_the_pooled_heads_logits_and_follows_weight_changes():
-    model = _model(ngram_pooling="idf", use_encoder=False)
+@pytest.mark.parametrize("pooling", ["idf", "mean"])
+def test_inference_without_an_encoder_gives_the_pooled_heads_logits_and_follows_weight_changes(pooling):
+    model = _model(ngram_pooling=pooling, use_encoder=False)
     torch.nn.init.normal_(model.ngram_embeddings.weight)
-    model.ngram_idf.uniform_(0.5, 3.0)
+    if pooling == "idf":
+        model.ngram_idf.uniform_(0.5, 3.0)
     ids = torch.randint(1, 50, (6, 12))
     mask = torch.ones_like(ids)
     mask[0, 5:] = 0
@@ -428,5 +430,9 @@ def test_inference_without_an_encoder_gives_the_pooled_heads_logits_and_follows_
         torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits, pooled(), rtol=1e-5, atol=1e-5)
         model.ngram_classifier.weight.mul_(-2.0)  # as a merge or a reload would change it
         torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits, pooled(), rtol=1e-5, atol=1e-5)
+        if pooling == "idf":
+            model.ngram_idf[: model.config.ngram_buckets // 2] = 0.0  # as a challenger's opened n-grams would
+            torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits, pooled(), rtol=1e-5,
+                                       atol=1e-5)
     model.train()  # with gradients on, the head runs as written (dropout, autograd)
     assert model(input_ids=ids, attention_mask=mask).logits.requires_grad

@@ -230,20 +230,40 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
         """Whether the table and the head are plain modules (not wrapped by an adapter being trained)."""
         return type(self.ngram_embeddings) is nn.Embedding and type(self.ngram_classifier) is nn.Linear
 
-    def _bucket_logits(self) -> torch.Tensor:
-        """Each bucket's embedding already through the head's weights: ``(buckets, num_labels)``.
+    def _branch_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The branch's logits at inference, from :meth:`_bucket_rows` (the same numbers as the head applied
+        to :meth:`ngram_features` with dropout off)."""
+        if self.config.ngram_pooling != "idf" or self.config.ngram_fold:
+            buckets, weights = self.ngram_pooling_weights(input_ids, attention_mask)
+            return nn.functional.embedding_bag(buckets, self._bucket_rows()[:, 1:], per_sample_weights=weights,
+                                               mode="sum") + self.ngram_classifier.bias
+        buckets, real = hash_ngrams(input_ids, attention_mask, self.config.ngram_orders, self.config.ngram_buckets)
+        rows = self._bucket_rows()[buckets] * real.unsqueeze(-1).to(self.ngram_idf.dtype)
+        norm = rows[..., 0].pow(2).sum(dim=1, keepdim=True).sqrt().clamp(min=1e-6)
+        return rows[..., 1:].sum(dim=1) / norm + self.ngram_classifier.bias
+
+    def _bucket_rows(self) -> torch.Tensor:
+        """``(buckets, 1 + num_labels)``: each bucket's IDF (1 with mean pooling), then its IDF times its
+        embedding through the head's weights.
 
         The head is linear and dropout is off at inference, so pooling these rows gives the same logits as
-        pooling the embeddings and applying the head, while gathering ``num_labels`` numbers per n-gram
-        instead of ``ngram_dim``. Kept until the table or the head's weights change (a load, a merge).
+        pooling the embeddings and applying the head, while reading one short row per n-gram (weight and
+        logits side by side) instead of an IDF entry and an embedding of ``ngram_dim`` numbers. Kept until
+        the table, the head or the IDF change (a load, a merge, a challenger's new n-grams).
         """
         table, head = self.ngram_embeddings.weight, self.ngram_classifier.weight
-        key = (table.data_ptr(), table._version, head.data_ptr(), head._version, table.dtype)
-        cached = getattr(self, "_bucket_logits_cache", None)
+        idf = getattr(self, "ngram_idf", None)
+        key = (table.data_ptr(), table._version, head.data_ptr(), head._version, table.dtype,
+               None if idf is None else (idf.data_ptr(), idf._version))
+        cached = getattr(self, "_bucket_rows_cache", None)
         if cached is None or cached[0] != key:
             with torch.no_grad():
-                cached = (key, (table @ head.t()).contiguous())
-            self._bucket_logits_cache = cached
+                logits = table @ head.t()
+                weight = (idf if idf is not None else torch.ones(len(table), device=table.device)).to(logits.dtype)
+                if self.config.ngram_pooling == "idf" and not self.config.ngram_fold:
+                    logits = logits * weight.unsqueeze(1)
+                cached = (key, torch.cat([weight.unsqueeze(1), logits], dim=1).contiguous())
+            self._bucket_rows_cache = cached
         return cached[1]
 
     def ngram_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -270,10 +290,7 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
             attention_mask = torch.ones_like(input_ids)
         encoder_runs = self.branches != "ngram" and self.config.use_encoder
         if not encoder_runs and not self.training and not torch.is_grad_enabled() and self._plain_branch():
-            buckets, weights = self.ngram_pooling_weights(input_ids, attention_mask)
-            logits = nn.functional.embedding_bag(buckets, self._bucket_logits(), per_sample_weights=weights,
-                                                 mode="sum") + self.ngram_classifier.bias
-            return SequenceClassifierOutput(logits=logits)
+            return SequenceClassifierOutput(logits=self._branch_logits(input_ids, attention_mask))
         logits = self.ngram_classifier(self.ngram_dropout(self.ngram_features(input_ids, attention_mask)))
         hidden_states = attentions = None
         if encoder_runs:
