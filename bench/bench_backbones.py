@@ -7,7 +7,8 @@
   held-out texts: time per epoch, F1, AUROC, and recall and FPR at the policy point.
 - **CPU serving.** The fine-tuned SmolLM2 classifier scored by the defender with dynamic int8 Linear
   layers, and in float32, each beside transformers' ``pipeline()`` over the same weights at batch 64;
-  max |Δp| of int8 against float32 on every English seed text, raw and as served (calibrated).
+  max |Δp| of int8 against float32 on every English seed text, raw and as served (calibrated). The
+  same for a MiniLM-shaped BERT trained from scratch on the same fit texts: a trained encoder.
 
 Time per epoch is read from the training tracker's per-epoch callbacks, so it covers the gradient
 epochs only (and their validation pass): the default recipe's closed-form n-gram stage (L-BFGS) and
@@ -36,6 +37,8 @@ VAL_FRACTION = 0.15
 SPLIT_SEED = 0
 SMOLLM2 = "SmolLM2-135M (GGUF)"
 DEFAULT = "default recipe"
+ENCODER = "BERT 384x6 (trained here)"
+MAX_DELTA = 0.01  # the largest |Δp| against float32 at which a faster serving path counts
 
 
 def smollm2_gguf() -> Path:
@@ -123,13 +126,17 @@ def judge(defender: Any, test: list[Example]) -> dict[str, Any]:
             "threshold": float(defender.threshold), "operating_point": defender.operating_point}
 
 
-def train_one(ctx: Context, name: str, fit: list[Example], val: list[Example], test: list[Example],
+def home(ctx: Context, slug: str) -> Path:
+    """The arena home of one model of the section (the GGUF's dequantised copy lives in SmolLM2's)."""
+    return ctx.workdir / f"{slug}-home"
+
+
+def train_one(ctx: Context, name: str, slug: str, fit: list[Example], val: list[Example], test: list[Example],
               **overrides: Any) -> Trained:
     from content_arena.defender import TransformerDefender
     from content_arena.training import train_champion
 
-    slug = name.split(" ")[0].lower()
-    cfg = ctx.config(ctx.workdir / f"{slug}-home", **overrides)
+    cfg = ctx.config(home(ctx, slug), **overrides)
     clock = EpochClock()
     result = train_champion(fit, ctx.workdir / f"{slug}-model", cfg, val_examples=val, tracker=clock)
     defender = TransformerDefender(result.model_dir, batch_size=64, device="cpu").load()
@@ -139,12 +146,34 @@ def train_one(ctx: Context, name: str, fit: list[Example], val: list[Example], t
                     "max_length": cfg.model.max_length, "base_model": cfg.model.base_model})
 
 
+def english_encoder(ctx: Context, texts: list[str]) -> Path:
+    """A MiniLM-shaped BERT (hidden 384, 6 layers, WordPiece over ``texts``) with random weights, saved as
+    a base model: the encoder the section fine-tunes from scratch, so its int8 serving is judged on a
+    trained encoder (no pretrained encoder ships offline)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    out = ctx.workdir / "bert-base"
+    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wordpiece.train_from_iterator([t.lower() for t in texts], trainers.WordPieceTrainer(
+        vocab_size=4000, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], show_progress=False))
+    tokenizer = BertTokenizer(vocab=wordpiece.get_vocab())
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                         intermediate_size=1536, max_position_embeddings=512,
+                         pad_token_id=tokenizer.pad_token_id)).save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 def dequantised(ctx: Context, gguf: Path) -> float:
     """Dequantise ``gguf`` into the SmolLM2 home's cache now, so training is timed without it; its seconds."""
     from content_arena.training.backbones import resolve_base_model
 
     started = time.perf_counter()
-    resolve_base_model(str(gguf), ctx.workdir / "smollm2-home")
+    resolve_base_model(str(gguf), home(ctx, "smollm2"))
     return time.perf_counter() - started
 
 
@@ -206,7 +235,8 @@ def serving_rows(ctx: Context, model_dir: Path, texts: list[str], repeats: int, 
         row(SECTION, f"{label} scores(), batch 64, int8 dynamic", "texts/s", ours_int8, "transformers pipeline",
             theirs, others={"max |Δp| vs float32": raw_delta, "served": served_delta},
             note=f"{len(texts)} English texts, trained weights; max |Δp| vs float32 over {len(checked)} texts "
-                 f"{raw_delta:.1e} raw, {served_delta:.1e} calibrated, {flips} verdict(s) changed ({spread})"),
+                 f"{raw_delta:.1e} raw, {served_delta:.1e} calibrated ({'within' if raw_delta <= MAX_DELTA else 'over'} "
+                 f"the {MAX_DELTA} limit), {flips} verdict(s) changed ({spread})"),
         row(SECTION, f"{label} scores(), batch 64, float32", "texts/s", ours_full, "transformers pipeline", theirs,
             note=f"{len(texts)} English texts; length-sorted batches, no int8"),
     ]
@@ -222,10 +252,10 @@ def bench_backbones(ctx: Context, gguf: Path | None = None) -> list[dict[str, An
     base = gguf if gguf is not None else smollm2_gguf()
     fit, val, test = english_split(sizes.backbone_train)
     dequantise_s = dequantised(ctx, base) if str(base).lower().endswith(".gguf") else 0.0
-    smol = train_one(ctx, SMOLLM2, fit, val, test,
+    smol = train_one(ctx, SMOLLM2, "smollm2", fit, val, test,
                      model={"base_model": str(base), "max_length": sizes.backbone_max_length},
                      training={"epochs": sizes.backbone_epochs, "batch_size": 16, "seed": 0})
-    default = train_one(ctx, DEFAULT, fit, val, test, training={"seed": 0})
+    default = train_one(ctx, DEFAULT, "default", fit, val, test, training={"seed": 0})
     ctx.details[SECTION] = {
         "gguf": str(base), "dequantise_seconds": round(dequantise_s, 2),
         "split": {"corpus": "seed, lang en", "test_fraction": TEST_FRACTION, "val_fraction": VAL_FRACTION,
@@ -241,5 +271,17 @@ def bench_backbones(ctx: Context, gguf: Path | None = None) -> list[dict[str, An
 
     english = [e.text for e in load_seed_corpus("en")]
     texts = [english[i % len(english)] for i in range(sizes.backbone_serve_texts)]
-    rows.extend(serving_rows(ctx, smol.model_dir, texts, max(1, min(3, sizes.repeats)), english))
+    repeats = max(1, min(3, sizes.repeats))
+    rows.extend(serving_rows(ctx, smol.model_dir, texts, repeats, english))
+    # The same measurement on a trained encoder: BERT trained from scratch on the fit texts (an explicit
+    # learning rate: the recipe's 2e-5 is for pretrained weights).
+    bert = train_one(ctx, ENCODER, "bert", fit, val, test,
+                     model={"base_model": str(english_encoder(ctx, [e.text for e in fit])),
+                            "max_length": sizes.backbone_max_length},
+                     training={"epochs": sizes.backbone_epochs, "batch_size": 16, "seed": 0, "learning_rate": 5e-4})
+    ctx.details[SECTION]["models"][ENCODER] = {"train_seconds": round(bert.seconds, 2), "held_out": bert.held_out,
+                                               "epoch_seconds": [round(s, 2) for s in bert.epoch_seconds]}
+    smol_int8 = ctx.details.pop("backbones_int8")
+    rows.extend(serving_rows(ctx, bert.model_dir, texts, repeats, english, label="BERT classifier"))
+    ctx.details["backbones_int8"] = {"SmolLM2 classifier": smol_int8, "BERT classifier": ctx.details["backbones_int8"]}
     return rows
