@@ -1,6 +1,6 @@
 """``python -m bench [--quick] [--only NAME,...] [--json PATH] [--threads N]``: one table, one JSON file.
 
-Sections: defender, attacks, battle, api, loop, quality, quality_holdout (see bench/harness.py); ``cycles``
+Sections: defender, attacks, battle, api, loop, quality, quality_holdout, backbones (see bench/harness.py); ``cycles``
 (bench/bench_cycles.py) only when named. Without ``--json`` the
 JSON goes to bench/results/harness.json (harness-quick.json with ``--quick``).
 """

@@ -15,6 +15,9 @@ Sections (``--only`` takes these names):
   policy operating point, korcen beside them).
 - ``quality_holdout``: the champion with each rule family of its recipe held out of training, its
   evasion of that family beside the baseline's (:mod:`bench.quality`).
+- ``backbones``: SmolLM2-135M from its GGUF file fine-tuned on the English seed texts beside the default
+  recipe on the same split (time per epoch, held-out F1/AUROC/recall), and that trained classifier served
+  with int8 and float32 beside ``pipeline()`` at batch 64 (:mod:`bench.bench_backbones`).
 
 A row is ``{section, figure, unit, value, baseline, baseline_value, ratio, others, note, status}``.
 Every row with a value has a baseline value measured in the same run; a section that cannot run
@@ -42,7 +45,8 @@ from bench.common import BEEP_TRAIN, median_rate, set_threads
 
 log = logging.getLogger("bench")
 
-SECTIONS: tuple[str, ...] = ("defender", "attacks", "battle", "api", "loop", "quality", "quality_holdout")
+SECTIONS: tuple[str, ...] = ("defender", "attacks", "battle", "api", "loop", "quality", "quality_holdout",
+                             "backbones")
 # The tiny loop used by --quick and the tests: the same stages, seconds instead of minutes.
 TINY_LOOP = {
     "model": {"vocab_size": 600, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
@@ -82,18 +86,25 @@ class Sizes:
     quality_unlabeled: int | None = None  # lines of unlabelled comments for the tokenizer; None = all
     quality_splits: int = 5  # BEEP! split seeds 0..n-1 judged by `quality`
     holdout_splits: int = 2  # and by `quality_holdout` (one champion per family and split)
+    # `backbones`: SmolLM2 fine-tuned on the English seed texts (None = all of its fit part) and served.
+    backbone_train: int | None = None
+    backbone_epochs: int = 3
+    backbone_max_length: int = 64
+    backbone_serve_texts: int = 256
 
 
 FULL = Sizes(texts=512, texts_batch1=256, repeats=5, attack_texts=2000, battle_rounds=1200, battle_repeats=3,
              throughput_epochs=1)
 QUICK = Sizes(texts=128, texts_batch1=48, repeats=3, attack_texts=300, battle_rounds=256, battle_repeats=3,
               throughput_epochs=1, api_seconds=3.0, api_max_requests=1500, loop_overrides=TINY_LOOP,
-              quality_train=1500, quality_test=400, quality_unlabeled=0, quality_splits=2, holdout_splits=1)
+              quality_train=1500, quality_test=400, quality_unlabeled=0, quality_splits=2, holdout_splits=1,
+              backbone_train=200, backbone_epochs=1, backbone_serve_texts=128)
 # For the tests: every piece runs, on sizes that take seconds.
 TINY = Sizes(texts=16, texts_batch1=4, repeats=1, attack_texts=20, battle_rounds=24, battle_repeats=1,
              throughput_epochs=1, model_overrides=TINY_LOOP["model"], loop_overrides=TEST_LOOP, api_seconds=1.0,
              api_max_requests=100, quality_train=200, quality_test=60, quality_epochs=1, quality_unlabeled=0,
-             quality_splits=1, holdout_splits=1)
+             quality_splits=1, holdout_splits=1, backbone_train=48, backbone_epochs=1, backbone_max_length=16,
+             backbone_serve_texts=16)
 
 
 # -- rows -----------------------------------------------------------------------------------------
@@ -221,6 +232,10 @@ def runner(name: str) -> Callable[[Context], list[dict[str, Any]]]:
         from bench import quality
 
         return getattr(quality, f"run_{name}")
+    if name == "backbones":
+        from bench import bench_backbones
+
+        return bench_backbones.bench_backbones
     from bench import throughput
 
     return getattr(throughput, f"bench_{name}")

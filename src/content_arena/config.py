@@ -283,6 +283,11 @@ class ServingConfig(_Section):
     canary_observation_s: int = Field(300, ge=0)
     ready_timeout_s: int = Field(600, ge=1)
     storage_uri_prefix: str = "pvc://models/content-filter"
+    # How the KServe runtime (`arena serve-model`) runs the model's weights: "int8" quantises the
+    # Linear layers of the transformer blocks dynamically (CPU only: the runtime then serves on CPU),
+    # faster for a pretrained backbone at a small cost in precision (see docs/own-model.md); "none"
+    # serves them as saved, in float32 on CPU.
+    quantize: Literal["none", "int8"] = "none"
 
 
 class MonitoringConfig(_Section):

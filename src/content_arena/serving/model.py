@@ -16,11 +16,16 @@ model's saved calibrator, in a worker thread, so health probes keep answering wh
 ``postprocess`` applies the model's policy threshold and encodes the
 answer in the request's protocol. Requests and verdicts are counted for Prometheus by Knative
 revision (see :mod:`content_arena.serving.metrics`).
+
+``serving.quantize: int8`` serves the weights with the Linear layers of the transformer blocks
+dynamically quantised to int8, on CPU (the pooler and the head stay float32); the calibration and
+the policy threshold are the model's own, fitted in float32. A decoder backbone is refused int8.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import uuid
@@ -39,8 +44,11 @@ from content_arena.defender.artifacts import MANIFEST_FILE
 from content_arena.monitoring import LiveMonitor, prepare
 from content_arena.serving import metrics
 
+log = logging.getLogger(__name__)
+
 DEFAULT_MODEL_DIR = "/mnt/models"  # where KServe's storage-initializer puts STORAGE_URI
 INPUT_NAME = "text"
+QUANTIZE_MODES = ("none", "int8")
 
 
 @dataclass
@@ -81,10 +89,16 @@ class DefenderModel(Model):
         batch_size: int | None = None,
         max_batch_size: int = 256,
         max_text_length: int = 5000,
+        quantize: str | None = None,
     ):
         super().__init__(name)
         if model_dir is not None and model_uri is not None:
             raise ValueError("give model_dir or model_uri, not both")
+        # None: the configuration's serving.quantize ("none" without a configuration).
+        serving = getattr(config, "serving", None)
+        self.quantize = quantize if quantize is not None else getattr(serving, "quantize", "none")
+        if self.quantize not in QUANTIZE_MODES:
+            raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, got {self.quantize!r}")
         self.model_dir = model_dir if model_dir is not None or model_uri is not None else DEFAULT_MODEL_DIR
         self.model_uri = model_uri
         self.config = config
@@ -115,7 +129,14 @@ class DefenderModel(Model):
         from content_arena.threads import set_torch_threads  # None: the pod's CPU quota
 
         set_torch_threads(self.config.inference.torch_threads if self.config is not None else None)
-        self.defender = TransformerDefender(location, name=self.name, batch_size=self.batch_size).load()
+        int8 = self.quantize == "int8"
+        if int8:
+            _refuse_int8_for_a_decoder(location)
+        # Dynamic int8 has CPU kernels only: a quantised model is served on CPU even where CUDA is present.
+        self.defender = TransformerDefender(location, name=self.name, batch_size=self.batch_size, quantize=int8,
+                                            device="cpu" if int8 else None).load()
+        if int8:
+            log.info("serving %s with int8 dynamic quantisation on CPU (serving.quantize)", self.name)
         self.ready = True
         return self.ready
 
@@ -211,6 +232,22 @@ class DefenderModel(Model):
         with self._lock:
             defender = self._defender()
             return defender.calibrate(defender.predict(texts))
+
+
+def _refuse_int8_for_a_decoder(model_dir: Path) -> None:
+    """A decoder backbone (Llama, Qwen2 ...) is refused int8: its activations carry outlier channels
+    that per-tensor int8 rounds away, and the scores move by tenths, not hundredths (measured on
+    SmolLM2-135M, see docs/own-model.md). Encoders and models built from config are served int8."""
+    import json
+
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # the defender's own loading reports a missing or unreadable config
+    backbone = config.get("arena_backbone") if isinstance(config, dict) else None
+    if isinstance(backbone, dict) and backbone.get("kind") == "decoder":
+        raise ValueError(f"serving.quantize int8 is refused for a decoder backbone ({backbone.get('family')}): dynamic "
+                         "int8 moves its scores far beyond 0.01 of float32; serve it with serving.quantize none")
 
 
 def _v1_texts(payload: dict[str, Any]) -> list[str]:
