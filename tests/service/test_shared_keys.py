@@ -163,7 +163,7 @@ def test_an_api_pipeline_run_publishes_once_on_the_api_queue(service_config: Any
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A FAKE pipeline run that plays a loop battle and promotes through the steps: the events reach the
     API's in-process queue exactly once (the steps publish; the job does not publish again)."""
-    from .helpers import ADMIN, wait_for
+    from support.api import ADMIN, wait_for
 
     published: list[dict[str, Any]] = []
 
