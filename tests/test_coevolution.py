@@ -106,6 +106,132 @@ def test_a_challenger_that_forgets_an_earlier_cycles_fix_is_flagged():
     assert same["forgets"] is False
 
 
+def test_failures_of_bred_composites_are_augmented_without_building_an_overlong_composite():
+    from content_arena.attacks.registry import MAX_COMPOSITE_PARTS
+    from content_arena.config import AugmentConfig
+    from content_arena.data_augmentor import augment
+    from content_arena.sample_collector import Failure
+
+    names = ["typo_delete+typo_keyboard+typo_insert", "ko_pronounce+en_hangul+typo_delete", "spacing"]
+    strategies = [get_strategy(n) for n in names]
+    failures = [Failure(f"씨발 놈아 {k}", f"ㅆ발 놈아 {k}", names[k % 2], "b1") for k in range(8)]
+    clean = [Example(f"날씨 좋다 {k}", 0) for k in range(20)]
+    made = augment(failures, clean, strategies, AugmentConfig(variants_per_failure=4), seed=3)
+    assert made.n_toxic > len(failures) and made.n_clean > 0
+    assert all(name.count("+") < MAX_COMPOSITE_PARTS for name in names)
+
+
+# -- promotion checks (no training) ---------------------------------------------------------------
+
+
+def _evaluation(recall: float, evaded: int, version: int):
+    from content_arena.evaluation import EvaluationReport, StrategyResult
+    from content_arena.metrics import BinaryMetrics
+    from content_arena.steps import Evaluation
+
+    clean = BinaryMetrics(n=200, f1=0.9, precision=0.9, recall=recall, auroc=0.95, fpr=0.1, accuracy=0.9)
+    attacks = {"nfd": StrategyResult(evasion_rate=evaded / 100, attacked_clean_fpr=0.1, n_detected=100,
+                                     n_evaded=evaded, n_clean=100)}
+    return Evaluation(EvaluationReport(clean=clean, attacks=attacks, threshold=0.5), {}, version)
+
+
+class RecordingWorkspace:
+    """Just what compare_models touches: the gate's limits and an MLflow run that records its tags."""
+
+    def __init__(self):
+        from contextlib import contextmanager
+        from types import SimpleNamespace
+
+        from content_arena.config import ArenaConfig
+
+        self.config = ArenaConfig()
+        self.tags = {}
+
+        @contextmanager
+        def run(name, tags):
+            yield SimpleNamespace(log_metrics=lambda metrics: None, set_tags=self.tags.update)
+
+        self.registry = SimpleNamespace(run=run)
+
+
+def test_a_check_vetoes_a_promotion_the_rules_would_make_and_its_reason_is_kept():
+    from content_arena.steps import compare_models
+
+    ws = RecordingWorkspace()
+    champion, challenger = _evaluation(0.9, 30, 1), _evaluation(0.9, 10, 2)
+    calls = []
+
+    def veto(a, b):
+        calls.append((a.version, b.version))
+        return ["forgets cycle 1"]
+
+    comparison = compare_models(ws, champion, challenger, [lambda a, b: [], veto])
+    assert comparison.promote is False and comparison.reasons[-1] == "forgets cycle 1"
+    assert calls == [(1, 2)] and ws.tags["promote"] is False  # MLflow records the final decision
+    assert compare_models(ws, champion, challenger, [lambda a, b: []]).promote is True
+
+
+def test_checks_do_not_run_when_the_rules_already_reject():
+    from content_arena.steps import compare_models
+
+    def must_not_run(a, b):
+        raise AssertionError("a check ran for a rejected challenger")
+
+    comparison = compare_models(RecordingWorkspace(), _evaluation(0.9, 10, 1), _evaluation(0.9, 30, 2), [must_not_run])
+    assert comparison.promote is False and comparison.reasons[0].startswith("not more robust")
+
+
+def test_the_recall_anchor_is_the_first_champion_judged_and_stays_put(tmp_path):
+    from content_arena.coevolution import RecallAnchor
+
+    anchor = RecallAnchor(tmp_path)
+    assert anchor(_evaluation(0.90, 0, 1), _evaluation(0.895, 0, 2)) == []
+    # A later champion with lower recall does not move the anchor: drift by small steps is caught.
+    [reason] = anchor(_evaluation(0.895, 0, 2), _evaluation(0.885, 0, 3))
+    assert "drifts below the first champion's 0.900" in reason
+    assert json.loads((tmp_path / "reference.json").read_text())["version"] == 1
+
+
+def test_recall_at_fpr_is_the_toxic_share_above_the_cut_that_flags_at_most_that_many_clean_texts():
+    from content_arena.coevolution import recall_at_fpr
+
+    scores = [0.9, 0.8, 0.7, 0.6, 0.95, 0.75, 0.5, 0.4, 0.3, 0.2]
+    labels = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    assert recall_at_fpr(scores, labels, 0.0) == 0.0  # the top clean score is above every toxic one
+    assert recall_at_fpr(scores, labels, 1 / 6) == 0.5  # one clean flagged: cut at 0.75
+    assert recall_at_fpr(scores, labels, 2 / 6) == 1.0
+    assert recall_at_fpr(scores, labels, 1.0) == 1.0
+    assert recall_at_fpr([0.1], [0], 0.1) == 0.0
+
+
+class ScoreTable:
+    """Scores looked up by text (a defender whose ranking the test sets)."""
+
+    threshold = 0.5
+
+    def __init__(self, table):
+        self.table = table
+
+    def scores(self, texts):
+        return np.array([self.table[t] for t in texts], dtype=np.float32)
+
+
+def test_the_recall_anchor_compares_at_the_first_champions_fpr_not_at_a_threshold_landing(tmp_path):
+    from content_arena.coevolution import RecallAnchor
+
+    test = [Example(f"t{k}", 1) for k in range(10)] + [Example(f"c{k}", 0) for k in range(10)]
+    champion = _evaluation(0.9, 0, 1)  # recall 0.9 at FPR 0.1 (one clean text flagged)
+    # Same ranking quality, its policy threshold landed higher (recall 0.8 there): not a drift.
+    same = {**{f"t{k}": 0.9 - k / 100 for k in range(9)}, "t9": 0.5, "c0": 0.6,
+            **{f"c{k}": 0.1 for k in range(1, 10)}}
+    anchor = RecallAnchor(tmp_path, ScoreTable(same), test)
+    assert anchor(champion, _evaluation(0.8, 0, 2)) == [] and anchor.recall == 1.0
+    # Worse ranking: three toxic texts below the second clean one.
+    worse = {**same, "t7": 0.05, "t8": 0.05, "t9": 0.05}
+    [reason] = RecallAnchor(tmp_path, ScoreTable(worse), test)(champion, _evaluation(0.8, 0, 3))
+    assert "at the first champion's clean FPR 0.100" in reason and "0.700" in reason
+
+
 # -- cycles (real training, tiny config) ----------------------------------------------------------
 
 

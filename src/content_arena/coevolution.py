@@ -48,7 +48,7 @@ from content_arena.data import Example
 from content_arena.evaluation import AdversarialSet, EvaluationReport
 from content_arena.evaluation import evaluate as run_evaluation
 from content_arena.model_promoter import adversarial_error
-from content_arena.orchestrator import PipelineSummary, Stage, run_pipeline
+from content_arena.orchestrator import CycleHooks, PipelineSummary, Stage, run_one_cycle, run_pipeline
 from content_arena.steps import EVAL_ATTACK_SEED, Splits, Workspace
 
 __all__ = [
@@ -57,10 +57,13 @@ __all__ = [
     "RECALL_TOLERANCE",
     "CycleSummary",
     "CyclesResult",
+    "NoForgetting",
+    "RecallAnchor",
     "cycle_summary",
     "forgetting_check",
     "hard_examples",
     "read_cycle_log",
+    "recall_at_fpr",
     "run_cycles",
     "state_dir",
 ]
@@ -290,19 +293,120 @@ def _probe(champion: Any, splits: Splits, population: Population, cycle: int) ->
     return [r.edits for r in attacker.attack_batch(texts, seed=_PROBE_SEED + cycle) if r.success]
 
 
-def _reference(state: Path, recall: float, version: int) -> dict[str, Any]:
+def _reference(state: Path, report: EvaluationReport, version: int | None) -> dict[str, Any]:
     """The first cycle's champion figures every later challenger is anchored to (written once)."""
     path = state / "reference.json"
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
-    reference = {"recall": recall, "version": version}
+    reference = {"recall": report.clean.recall, "fpr": report.clean.fpr, "version": version}
     path.write_text(json.dumps(reference), encoding="utf-8")
     return reference
+
+
+def recall_at_fpr(scores: Sequence[float], labels: Sequence[int], fpr: float) -> float:
+    """The share of toxic texts scored above the highest cut that flags at most ``fpr`` of the clean ones.
+
+    A point of the ROC curve: how well ``scores`` rank, at a given share of clean texts flagged, whatever
+    threshold a model was given. Ties with a clean text are not flagged (the conservative side).
+
+    Args:
+        scores: Toxicity scores.
+        labels: 1 toxic, 0 clean.
+        fpr: The share of clean texts that may be flagged.
+
+    Returns:
+        The recall (0 when there is no toxic text).
+    """
+    clean = sorted((float(s) for s, y in zip(scores, labels, strict=True) if not y), reverse=True)
+    toxic = [float(s) for s, y in zip(scores, labels, strict=True) if y]
+    if not toxic:
+        return 0.0
+    allowed = int(fpr * len(clean) + 1e-9)
+    if allowed >= len(clean):
+        return 1.0
+    cut = clean[allowed]
+    return sum(s > cut for s in toxic) / len(toxic)
+
+
+class NoForgetting:
+    """A promotion check: the challenger may not undo an earlier cycle's fix (see :func:`forgetting_check`).
+
+    Args:
+        champion: The loaded champion.
+        challenger: The loaded challenger.
+        sets: Earlier cycles' held-out adversarial sets, by cycle.
+        tolerance: How much worse (adversarial error) the challenger may be on one set.
+    """
+
+    def __init__(self, champion: Any, challenger: Any, sets: dict[int, AdversarialSet],
+                 tolerance: float = FORGET_TOLERANCE) -> None:
+        self.champion, self.challenger, self.sets, self.tolerance = champion, challenger, sets, tolerance
+        self.results: list[dict[str, Any]] = []
+
+    def __call__(self, champion: steps.Evaluation, challenger: steps.Evaluation) -> list[str]:
+        self.results = forgetting_check(self.champion, self.challenger, self.sets, self.tolerance)
+        forgot = [f["cycle"] for f in self.results if f["forgets"]]
+        if not forgot:
+            return []
+        return [f"forgets earlier fixes: adversarial error on cycle(s) {forgot} rises more than "
+                f"{self.tolerance:.2f} over the champion's"]
+
+
+class RecallAnchor:
+    """A promotion check: no drift in clean recall by small steps.
+
+    The first cycle's champion (``reference.json``: its recall and clean FPR at its policy threshold on
+    the loop's test split) is the anchor. A challenger is rejected when, flagging no more of those clean
+    test texts than the anchor did, it catches more than ``tolerance`` less of the toxic ones. The
+    comparison is at the anchor's FPR rather than at each model's policy threshold: the threshold is
+    chosen on a small validation set, so two models with the same ranking can land a few clean texts
+    apart, and recall at that threshold would then judge the landing rather than the model. Without
+    ``test`` (or an anchor written before the FPR was kept) it compares recall at the policy thresholds.
+
+    Args:
+        state: The coevolution folder (``reference.json``).
+        challenger: The loaded challenger (scores the test texts).
+        test: The loop's test examples, the ones the evaluations were computed on.
+        tolerance: How much recall the challenger may lose.
+    """
+
+    def __init__(self, state: Path, challenger: Any = None, test: Sequence[Example] = (),
+                 tolerance: float = RECALL_TOLERANCE) -> None:
+        self.state, self.challenger, self.test, self.tolerance = state, challenger, list(test), tolerance
+        self.recall: float | None = None
+
+    def __call__(self, champion: steps.Evaluation, challenger: steps.Evaluation) -> list[str]:
+        reference = _reference(self.state, champion.report, champion.version)
+        anchor = float(reference["recall"])
+        if self.challenger is not None and self.test and "fpr" in reference:
+            scores = self.challenger.scores([e.text for e in self.test])
+            self.recall = recall_at_fpr(scores, [e.label for e in self.test], float(reference["fpr"]))
+            where = f"at the first champion's clean FPR {float(reference['fpr']):.3f}"
+        else:
+            self.recall = challenger.report.clean.recall
+            where = "at its policy threshold"
+        if self.recall >= anchor - self.tolerance:
+            return []
+        return [f"clean recall {self.recall:.3f} {where} drifts below the first champion's {anchor:.3f} "
+                f"by more than {self.tolerance:.2f}"]
+
+
+def _more_examples(state: Path, cfg: ArenaConfig, cycle: int, champion: Any, made: steps.TrainingSet) -> list[Example]:
+    """Replayed earlier failures and hard examples; this cycle's failures join the replay file."""
+    failures = [e for e in made.examples if e.source in ("battle", "augment")]
+    extra = replayed(state, cfg.augment.replay_failures, seed=cfg.attack.seed + cycle)
+    extra += hard_examples(champion, [*made.examples, *extra], cfg.augment.hard_example_copies)
+    _append_jsonl(state / "replay.jsonl", ({"text": e.text, "label": e.label, "cycle": cycle} for e in failures))
+    return extra
 
 
 def run_cycle(ws: Workspace, splits: Splits, population: Population, cycle: int, *,
               console: Any | None = None) -> tuple[PipelineSummary, CycleSummary]:
     """One cycle: the loop's steps against the current champion, then the attacker evolves.
+
+    The steps are :func:`~content_arena.orchestrator.run_one_cycle`'s, with the population's strategies,
+    replay and hard examples in the training set, and :class:`NoForgetting` and :class:`RecallAnchor` as
+    promotion checks.
 
     Args:
         ws: The workspace.
@@ -318,74 +422,34 @@ def run_cycle(ws: Workspace, splits: Splits, population: Population, cycle: int,
     state = state_dir(cfg)
     started = time.perf_counter()
     stage = Stage(console)
-    names = population.active()
-    with stage(f"cycle {cycle}: champion"):
-        champ = steps.ensure_champion(ws, splits)
-        champion = steps.load_model(ws, champ.version)
-        strategies = _strategies(names, cfg, champion, population)
-    with stage.progress(f"cycle {cycle}: attack, {cfg.attack.rounds} rounds × {len(strategies)} strategies") as cb:
-        battle = steps.run_battle(ws, champion, strategies, splits.seeds, champ.version, on_progress=cb)
-    with stage(f"cycle {cycle}: evaluate champion"):
-        adversarial = steps.adversarial_set(splits.test, strategies, champion)
-        before = steps.evaluate_model(ws, champion, adversarial, version=champ.version, role="champion")
-    gate = steps.judge_champion(ws, before)
-    reference = _reference(state, before.report.clean.recall, champ.version)
-    summary = PipelineSummary(gate=gate, champion_before={"version": champ.version, **before.report.summary()},
-                              challenger=None, promoted=False, champion_version=champ.version,
-                              battle=battle.to_dict(), bootstrapped=champ.bootstrapped)
-    forgetting: list[dict[str, Any]] = []
-    champion_now = champion
-    if not gate.passed:
-        with stage(f"cycle {cycle}: collect and augment"):
-            collected = steps.collect_evasions(ws, battle.battle_id)
-            made = steps.training_set(ws, collected.failures, splits, strategies, battle.battle_id)
-            failures = [e for e in made.examples if e.source in ("battle", "augment")]
-            examples = list(made.examples)
-            examples += replayed(state, cfg.augment.replay_failures, seed=cfg.attack.seed + cycle)
-            examples += hard_examples(champion, examples, cfg.augment.hard_example_copies)
-            _append_jsonl(state / "replay.jsonl", ({"text": e.text, "label": e.label, "cycle": cycle} for e in failures))
-        with stage(f"cycle {cycle}: train challenger on {len(examples)} examples"):
-            trained = steps.fit_challenger(ws, champion.model_dir, examples, splits, strategies,
-                                           ws.work_dir / f"challenger-c{cycle}-b{battle.battle_id[:8]}",
-                                           battle_id=battle.battle_id)
-        with stage(f"cycle {cycle}: compare"):
-            challenger = steps.load_model(ws, trained.result.model_dir)
-            after = steps.evaluate_model(ws, challenger, adversarial, version=trained.version, role="challenger")
-            comparison = steps.compare_models(ws, before, after)
-            if comparison.promote:
-                forgetting = forgetting_check(champion, challenger, earlier_sets(state, cycle))
-                forgot = [f["cycle"] for f in forgetting if f["forgets"]]
-                if forgot:
-                    comparison.promote = False
-                    comparison.reasons.append(
-                        f"forgets earlier fixes: adversarial error on cycle(s) {forgot} rises more than "
-                        f"{FORGET_TOLERANCE:.2f} over the champion's")
-                anchor = reference["recall"]
-                if after.report.clean.recall < anchor - RECALL_TOLERANCE:
-                    comparison.promote = False
-                    comparison.reasons.append(
-                        f"clean recall {after.report.clean.recall:.3f} drifts below the first champion's "
-                        f"{anchor:.3f} by more than {RECALL_TOLERANCE:.2f}")
-        steps.apply_decision(ws, comparison.promote, challenger_version=trained.version,
-                             champion_version=champ.version)
-        summary.challenger = {"version": trained.version, "mode": trained.result.mode, **after.report.summary()}
-        summary.comparison = comparison.to_dict()
-        summary.promoted = comparison.promote
-        summary.champion_version = trained.version if comparison.promote else champ.version
-        if comparison.promote:
-            champion_now = challenger
-    _save_adversarial(state, cycle, adversarial)
+    forgetting: list[NoForgetting] = []
+
+    def checks(champion: Any, challenger: Any) -> list[steps.PromotionCheck]:
+        forgetting.append(NoForgetting(champion, challenger, earlier_sets(state, cycle)))
+        return [forgetting[-1], RecallAnchor(state, challenger, splits.test)]
+
+    hooks = CycleHooks(
+        label=f"cycle {cycle}",
+        strategies=lambda champion: _strategies(population.active(), cfg, champion, population),
+        more_examples=lambda champion, made: _more_examples(state, cfg, cycle, champion, made),
+        checks=checks,
+    )
+    run = run_one_cycle(ws, splits, hooks, console=console, started=started)
+    summary = run.summary
+    _reference(state, run.evaluation.report, summary.champion_before.get("version"))
+    _save_adversarial(state, cycle, run.adversarial)
     evasion = dict(summary.champion_before["per_strategy"])
     population.record(cycle, evasion)
     born, retired = [], []
     if cfg.attack.evolve_below is not None:
         with stage(f"cycle {cycle}: evolve the attacker"):
-            searched = _probe(champion_now, splits, population, cycle)
+            searched = _probe(run.champion_now, splits, population, cycle)
             new, retired = population.evolve(cycle, evasion, cfg.attack.evolve_below, searched)
             born = [b.name for b in new]
     population.save(state / "lineage.json")
     summary.seconds = time.perf_counter() - started
-    result = cycle_summary(summary, cycle, born=born, retired=retired, forgetting=forgetting)
+    checked = forgetting[-1].results if forgetting else []
+    result = cycle_summary(summary, cycle, born=born, retired=retired, forgetting=checked)
     _append_jsonl(state / "cycles.jsonl", [result.to_dict()])
     return summary, result
 
