@@ -121,6 +121,21 @@ def test_failures_of_bred_composites_are_augmented_without_building_an_overlong_
     assert all(name.count("+") < MAX_COMPOSITE_PARTS for name in names)
 
 
+def test_mined_examples_are_the_attacked_copies_nearest_the_wrong_side_balanced_by_label():
+    from content_arena.coevolution import mined_examples
+
+    pool = [Example("씨발 놈아", 1), Example("개새끼 꺼져", 1), Example("병신 같은", 1),
+            Example("날씨 좋다", 0), Example("밥 먹자", 0), Example("영화 보자", 0), Example("씨발 맛있다", 0)]
+    model = KeywordDefender("씨발", "개새끼", "병신")
+    mined = mined_examples(model, pool, [get_strategy("jamo_split"), get_strategy("spacing")], 2, seed=5)
+    toxic = [e for e in mined if e.label == 1]
+    clean = [e for e in mined if e.label == 0]
+    assert len(toxic) == len(clean) and 1 <= len(toxic) <= 2
+    assert all(e.source == "mined" for e in mined)
+    assert all(e.text not in {p.text for p in pool} for e in mined)  # attacked copies, not the originals
+    assert mined_examples(model, pool, [get_strategy("spacing")], 0, seed=5) == []
+
+
 # -- promotion checks (no training) ---------------------------------------------------------------
 
 

@@ -14,9 +14,13 @@ adds what one run cannot do:
   joins every later challenger's set;
 * **no forgetting**: each cycle's held-out adversarial set is kept; a challenger the promoter would
   promote is rejected when its adversarial error on any earlier cycle's set is worse than the
-  champion's by more than :data:`FORGET_TOLERANCE`, or when its clean recall falls more than
-  :data:`RECALL_TOLERANCE` below the first cycle's champion's (``reference.json``: no drift by small
-  steps).
+  champion's by more than :data:`FORGET_TOLERANCE` (:class:`NoForgetting`), or when its clean recall
+  falls more than :data:`RECALL_TOLERANCE` below the first cycle's champion's, read at that champion's
+  clean FPR (:class:`RecallAnchor`, ``reference.json``: no drift by small steps). Both are promotion
+  checks handed to :func:`content_arena.steps.compare_models`.
+
+The steps themselves are :func:`content_arena.orchestrator.run_one_cycle`, the function a single
+``arena pipeline run`` calls; this module only passes it hooks.
 
 State between cycles is the registry (the ``champion`` alias) plus the files under
 ``ARENA_HOME/coevolution/``: ``lineage.json`` (the population, see
@@ -24,8 +28,8 @@ State between cycles is the registry (the ``champion`` alias) plus the files und
 report), ``replay.jsonl`` and ``adversarial/cycle-N.json``. A later ``--cycles`` run continues the
 numbering and the population.
 
-Every figure is at the model's own threshold (the policy operating point replaces it once models carry
-one: :func:`content_arena.evaluation.evaluate` reads ``defender.threshold``).
+Every figure is at each model's policy threshold (:func:`content_arena.evaluation.evaluate` reads
+``defender.threshold``, set by ``defender.operating_point``).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ __all__ = [
     "cycle_summary",
     "forgetting_check",
     "hard_examples",
+    "mined_examples",
     "read_cycle_log",
     "recall_at_fpr",
     "run_cycles",
@@ -81,6 +86,7 @@ RECALL_TOLERANCE = 0.01
 # Toxic training texts the search probes each cycle for compositions worth naming.
 PROBE_TEXTS = 64
 _PROBE_SEED = 30_011
+_MINE_SEED = 40_009
 
 
 def state_dir(cfg: ArenaConfig) -> Path:
@@ -185,6 +191,49 @@ def hard_examples(model: Any, examples: Sequence[Example], copies: int) -> list[
     threshold = float(model.threshold)
     hard = [e for e, s in zip(examples, scores, strict=True) if (float(s) >= threshold) != bool(e.label)]
     return [Example(e.text, e.label, lang=e.lang, source="hard") for e in hard for _ in range(copies)]
+
+
+def mined_examples(model: Any, pool: Sequence[Example], strategies: Sequence[Strategy], per_class: int,
+                   seed: int) -> list[Example]:
+    """The hardest attacked copies of ``pool`` for ``model``: ``per_class`` toxic and ``per_class`` clean.
+
+    Each pool text gets one attacked copy, by a rule strategy of ``strategies`` or (every other text, when
+    the adaptive search is bound) by the search's random moves (:meth:`AdaptiveAttacker.random_edits`,
+    no query). The toxic copies ``model`` scores lowest and the clean copies it scores highest are kept,
+    as many of each: the texts nearest the wrong side of its threshold, balanced so the set's share of
+    toxic texts does not move.
+
+    Args:
+        model: The champion (batched ``scores``).
+        pool: Training examples (never validation or test ones).
+        strategies: The cycle's strategies, ``adaptive`` bound to the champion.
+        per_class: How many of each label (0: none).
+        seed: Attack seed.
+
+    Returns:
+        The mined copies (source ``mined``).
+    """
+    rules = [s for s in strategies if not isinstance(s, AdaptiveStrategy)]
+    search = next((s.attacker for s in strategies if isinstance(s, AdaptiveStrategy) and s.attacker is not None), None)
+    if per_class < 1 or not pool or not (rules or search):
+        return []
+    rng = random.Random(seed)
+    copies: list[Example] = []
+    for index, example in enumerate(pool):
+        if search is not None and (index % 2 or not rules):
+            text = search.random_edits(example.text, seed + index, edits=1 + rng.randrange(3))[0]
+        else:
+            text = rules[rng.randrange(len(rules))].attack(example.text, seed=seed + index)
+        if text != example.text:
+            copies.append(Example(text, example.label, lang=example.lang, source="mined"))
+    if not copies:
+        return []
+    scores = model.scores([e.text for e in copies])
+    ranked = sorted(zip(scores, range(len(copies)), strict=True))
+    toxic = [copies[i] for _, i in ranked if copies[i].label][:per_class]
+    clean = [copies[i] for _, i in reversed(ranked) if not copies[i].label][:per_class]
+    n = min(len(toxic), len(clean))
+    return toxic[:n] + clean[:n]
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -391,11 +440,14 @@ class RecallAnchor:
                 f"by more than {self.tolerance:.2f}"]
 
 
-def _more_examples(state: Path, cfg: ArenaConfig, cycle: int, champion: Any, made: steps.TrainingSet) -> list[Example]:
-    """Replayed earlier failures and hard examples; this cycle's failures join the replay file."""
+def _more_examples(state: Path, cfg: ArenaConfig, cycle: int, champion: Any, made: steps.TrainingSet,
+                   splits: Splits, strategies: Sequence[Strategy]) -> list[Example]:
+    """Replayed earlier failures, mined and hard examples; this cycle's failures join the replay file."""
     failures = [e for e in made.examples if e.source in ("battle", "augment")]
     extra = replayed(state, cfg.augment.replay_failures, seed=cfg.attack.seed + cycle)
     extra += hard_examples(champion, [*made.examples, *extra], cfg.augment.hard_example_copies)
+    extra += mined_examples(champion, splits.fit, strategies, cfg.augment.hard_mined,
+                            seed=_MINE_SEED + cfg.attack.seed + cycle)
     _append_jsonl(state / "replay.jsonl", ({"text": e.text, "label": e.label, "cycle": cycle} for e in failures))
     return extra
 
@@ -428,10 +480,16 @@ def run_cycle(ws: Workspace, splits: Splits, population: Population, cycle: int,
         forgetting.append(NoForgetting(champion, challenger, earlier_sets(state, cycle)))
         return [forgetting[-1], RecallAnchor(state, challenger, splits.test)]
 
+    armed: list[Strategy] = []
+
+    def strategies(champion: Any) -> list[Strategy]:
+        armed[:] = _strategies(population.active(), cfg, champion, population)
+        return list(armed)
+
     hooks = CycleHooks(
         label=f"cycle {cycle}",
-        strategies=lambda champion: _strategies(population.active(), cfg, champion, population),
-        more_examples=lambda champion, made: _more_examples(state, cfg, cycle, champion, made),
+        strategies=strategies,
+        more_examples=lambda champion, made: _more_examples(state, cfg, cycle, champion, made, splits, armed),
         checks=checks,
     )
     run = run_one_cycle(ws, splits, hooks, console=console, started=started)
