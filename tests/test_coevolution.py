@@ -207,46 +207,6 @@ def test_the_recall_anchor_is_the_first_champion_judged_and_stays_put(tmp_path):
     assert json.loads((tmp_path / "reference.json").read_text())["version"] == 1
 
 
-def test_recall_at_fpr_is_the_toxic_share_above_the_cut_that_flags_at_most_that_many_clean_texts():
-    from content_arena.coevolution import recall_at_fpr
-
-    scores = [0.9, 0.8, 0.7, 0.6, 0.95, 0.75, 0.5, 0.4, 0.3, 0.2]
-    labels = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
-    assert recall_at_fpr(scores, labels, 0.0) == 0.0  # the top clean score is above every toxic one
-    assert recall_at_fpr(scores, labels, 1 / 6) == 0.5  # one clean flagged: cut at 0.75
-    assert recall_at_fpr(scores, labels, 2 / 6) == 1.0
-    assert recall_at_fpr(scores, labels, 1.0) == 1.0
-    assert recall_at_fpr([0.1], [0], 0.1) == 0.0
-
-
-class ScoreTable:
-    """Scores looked up by text (a defender whose ranking the test sets)."""
-
-    threshold = 0.5
-
-    def __init__(self, table):
-        self.table = table
-
-    def scores(self, texts):
-        return np.array([self.table[t] for t in texts], dtype=np.float32)
-
-
-def test_the_recall_anchor_compares_at_the_first_champions_fpr_not_at_a_threshold_landing(tmp_path):
-    from content_arena.coevolution import RecallAnchor
-
-    test = [Example(f"t{k}", 1) for k in range(10)] + [Example(f"c{k}", 0) for k in range(10)]
-    champion = _evaluation(0.9, 0, 1)  # recall 0.9 at FPR 0.1 (one clean text flagged)
-    # Same ranking quality, its policy threshold landed higher (recall 0.8 there): not a drift.
-    same = {**{f"t{k}": 0.9 - k / 100 for k in range(9)}, "t9": 0.5, "c0": 0.6,
-            **{f"c{k}": 0.1 for k in range(1, 10)}}
-    anchor = RecallAnchor(tmp_path, ScoreTable(same), test)
-    assert anchor(champion, _evaluation(0.8, 0, 2)) == [] and anchor.recall == 1.0
-    # Worse ranking: three toxic texts below the second clean one.
-    worse = {**same, "t7": 0.05, "t8": 0.05, "t9": 0.05}
-    [reason] = RecallAnchor(tmp_path, ScoreTable(worse), test)(champion, _evaluation(0.8, 0, 3))
-    assert "at the first champion's clean FPR 0.100" in reason and "0.700" in reason
-
-
 # -- cycles (real training, tiny config) ----------------------------------------------------------
 
 

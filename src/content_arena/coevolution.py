@@ -15,8 +15,8 @@ adds what one run cannot do:
 * **no forgetting**: each cycle's held-out adversarial set is kept; a challenger the promoter would
   promote is rejected when its adversarial error on any earlier cycle's set is worse than the
   champion's by more than :data:`FORGET_TOLERANCE` (:class:`NoForgetting`), or when its clean recall
-  falls more than :data:`RECALL_TOLERANCE` below the first cycle's champion's, read at that champion's
-  clean FPR (:class:`RecallAnchor`, ``reference.json``: no drift by small steps). Both are promotion
+  falls more than :data:`RECALL_TOLERANCE` below the first cycle's champion's, both at their policy
+  thresholds (:class:`RecallAnchor`, ``reference.json``: no drift by small steps). Both are promotion
   checks handed to :func:`content_arena.steps.compare_models`.
 
 The steps themselves are :func:`content_arena.orchestrator.run_one_cycle`, the function a single
@@ -68,7 +68,6 @@ __all__ = [
     "hard_examples",
     "mined_examples",
     "read_cycle_log",
-    "recall_at_fpr",
     "run_cycles",
     "state_dir",
 ]
@@ -352,31 +351,6 @@ def _reference(state: Path, report: EvaluationReport, version: int | None) -> di
     return reference
 
 
-def recall_at_fpr(scores: Sequence[float], labels: Sequence[int], fpr: float) -> float:
-    """The share of toxic texts scored above the highest cut that flags at most ``fpr`` of the clean ones.
-
-    A point of the ROC curve: how well ``scores`` rank, at a given share of clean texts flagged, whatever
-    threshold a model was given. Ties with a clean text are not flagged (the conservative side).
-
-    Args:
-        scores: Toxicity scores.
-        labels: 1 toxic, 0 clean.
-        fpr: The share of clean texts that may be flagged.
-
-    Returns:
-        The recall (0 when there is no toxic text).
-    """
-    clean = sorted((float(s) for s, y in zip(scores, labels, strict=True) if not y), reverse=True)
-    toxic = [float(s) for s, y in zip(scores, labels, strict=True) if y]
-    if not toxic:
-        return 0.0
-    allowed = int(fpr * len(clean) + 1e-9)
-    if allowed >= len(clean):
-        return 1.0
-    cut = clean[allowed]
-    return sum(s > cut for s in toxic) / len(toxic)
-
-
 class NoForgetting:
     """A promotion check: the challenger may not undo an earlier cycle's fix (see :func:`forgetting_check`).
 
@@ -405,38 +379,24 @@ class RecallAnchor:
     """A promotion check: no drift in clean recall by small steps.
 
     The first cycle's champion (``reference.json``: its recall and clean FPR at its policy threshold on
-    the loop's test split) is the anchor. A challenger is rejected when, flagging no more of those clean
-    test texts than the anchor did, it catches more than ``tolerance`` less of the toxic ones. The
-    comparison is at the anchor's FPR rather than at each model's policy threshold: the threshold is
-    chosen on a small validation set, so two models with the same ranking can land a few clean texts
-    apart, and recall at that threshold would then judge the landing rather than the model. Without
-    ``test`` (or an anchor written before the FPR was kept) it compares recall at the policy thresholds.
+    the loop's test split) is the anchor. A challenger is rejected when its clean recall at its own
+    policy threshold falls more than ``tolerance`` below the anchor's: the deployed model is used at that
+    threshold, so that is where it must not catch less.
 
     Args:
         state: The coevolution folder (``reference.json``).
-        challenger: The loaded challenger (scores the test texts).
-        test: The loop's test examples, the ones the evaluations were computed on.
         tolerance: How much recall the challenger may lose.
     """
 
-    def __init__(self, state: Path, challenger: Any = None, test: Sequence[Example] = (),
-                 tolerance: float = RECALL_TOLERANCE) -> None:
-        self.state, self.challenger, self.test, self.tolerance = state, challenger, list(test), tolerance
-        self.recall: float | None = None
+    def __init__(self, state: Path, tolerance: float = RECALL_TOLERANCE) -> None:
+        self.state, self.tolerance = state, tolerance
 
     def __call__(self, champion: steps.Evaluation, challenger: steps.Evaluation) -> list[str]:
-        reference = _reference(self.state, champion.report, champion.version)
-        anchor = float(reference["recall"])
-        if self.challenger is not None and self.test and "fpr" in reference:
-            scores = self.challenger.scores([e.text for e in self.test])
-            self.recall = recall_at_fpr(scores, [e.label for e in self.test], float(reference["fpr"]))
-            where = f"at the first champion's clean FPR {float(reference['fpr']):.3f}"
-        else:
-            self.recall = challenger.report.clean.recall
-            where = "at its policy threshold"
-        if self.recall >= anchor - self.tolerance:
+        anchor = float(_reference(self.state, champion.report, champion.version)["recall"])
+        recall = challenger.report.clean.recall
+        if recall >= anchor - self.tolerance:
             return []
-        return [f"clean recall {self.recall:.3f} {where} drifts below the first champion's {anchor:.3f} "
+        return [f"clean recall {recall:.3f} drifts below the first champion's {anchor:.3f} "
                 f"by more than {self.tolerance:.2f}"]
 
 
@@ -478,7 +438,7 @@ def run_cycle(ws: Workspace, splits: Splits, population: Population, cycle: int,
 
     def checks(champion: Any, challenger: Any) -> list[steps.PromotionCheck]:
         forgetting.append(NoForgetting(champion, challenger, earlier_sets(state, cycle)))
-        return [forgetting[-1], RecallAnchor(state, challenger, splits.test)]
+        return [forgetting[-1], RecallAnchor(state)]
 
     armed: list[Strategy] = []
 
