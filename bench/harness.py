@@ -160,19 +160,19 @@ class Context:
     def model_dir(self, encoder: bool = False) -> Path:
         """A defender with the default architecture (vocabulary included), trained briefly: for timing only.
 
-        ``encoder=False``: saved without its encoder, as the default recipe saves the champion when the
-        encoder does not improve validation AUROC (it did not on BEEP! or the seed corpus); ``True``: the
-        encoder kept (``experimental.min_encoder_gain: null``), to show what it costs.
+        ``encoder=False``: the default recipe, the n-gram branch alone; ``True``: with the encoder
+        (``model.encoder``) kept whatever it adds (``experimental.min_encoder_gain: null``), to show what
+        it costs.
         """
         if encoder not in self._model_dirs:
             from content_arena.data import load_seed_corpus, split_examples
             from content_arena.training import train_champion
 
             training = {"epochs": self.sizes.throughput_epochs}
-            experimental = {"min_encoder_gain": None if encoder else 1.0}
+            experimental = {"min_encoder_gain": None}
             name = "throughput-model-encoder" if encoder else "throughput-model"
-            cfg = self.config(self.workdir / f"{name}-home", training=training, model=dict(self.sizes.model_overrides),
-                              experimental=experimental)
+            cfg = self.config(self.workdir / f"{name}-home", training=training,
+                              model={**self.sizes.model_overrides, "encoder": encoder}, experimental=experimental)
             corpus = load_seed_corpus()
             rest, fit = split_examples(corpus, test_fraction=self.sizes.throughput_train / len(corpus), seed=1)
             started = time.perf_counter()

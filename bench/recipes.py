@@ -40,11 +40,13 @@ from bench.quality import (
 )
 
 OUT = RESULTS / "recipes"
-# Families whose garbled clean texts were flagged most above the clean FPR (issue 25's measurement at the
-# F1 threshold; at the policy point the baseline's worst).
+# Families whose garbled clean texts the models flag most above the clean FPR: clean-negatives teaches that
+# these garblings alone are not toxic. Only the worst ones, because its one variant per clean text cycles
+# through the families: each family added gets fewer variants. Re-measure them when the recipe changes.
 GARBLING_FAMILIES = ("ko_roman", "ko_shape", "repeat", "ko_keyboard", "symbol", "filler")
-# Families that evade the default champion most at the policy point (split 0: ko_roman 0.23, symbol 0.12,
-# repeat 0.11, leet_phonetic 0.09, ko_shape 0.08, ko_vowel 0.08).
+# Families that evade the default champion most at the policy point: the harden candidate trains on them.
+# Hardening where evasion is highest buys the most, but its one variant per fit text cycles through the
+# families, so each family added dilutes the others. Re-measure them when the recipe changes.
 EVADING_FAMILIES = ("ko_roman", "symbol", "repeat", "leet_phonetic", "ko_shape", "ko_vowel", "ko_consonant",
                     "ko_keyboard", "ko_pronounce")
 
@@ -59,6 +61,10 @@ CANDIDATES: dict[str, Recipe] = {
                            note="4x the hash buckets (fewer collisions), a quarter of the dimensions (same table size)"),
     "buckets-1m": Recipe("buckets-1m", model={"ngram_buckets": 1_048_576, "ngram_dim": 8},
                          note="8x the hash buckets, an eighth of the dimensions (same table size)"),
+    "buckets-2m": Recipe("buckets-2m", model={"ngram_buckets": 2_097_152, "ngram_dim": 4},
+                         note="4x the default's hash buckets at a quarter of its dimensions (same table size)"),
+    "buckets-4m": Recipe("buckets-4m", model={"ngram_buckets": 4_194_304, "ngram_dim": 2},
+                         note="8x the default's hash buckets at an eighth of its dimensions (same table size)"),
     "plain-lr": Recipe("plain-lr", note="n-gram branch without NBSVM scaling (bench-side patch, no config knob)"),
     "phonetic-fold": Recipe("phonetic-fold", experimental={"ngram_phonetic_fold": True}),
     "harden-levels": Recipe("harden-levels", experimental={"harden_strategies": ["ko_level2", "ko_level3"]},

@@ -134,8 +134,9 @@ def test_every_changed_word_stays_readable(name: str) -> None:
 @pytest.mark.parametrize("name", ["ko_shape", "ko_roman", "ko_chosung", "ko_consonant", "en_hangul"])
 def test_families_survive_the_normaliser(name: str) -> None:
     """Unlike the unicode tricks, these change what the model sees after normalisation. The
-    normaliser reads back Latin written against Hangul (step 9), so some ko_roman variants (``병sin``)
-    and ko_shape's ``ㄴr`` come back whole; the families still change most texts."""
+    normaliser reads romanised Korean back (step 9), so many ko_roman variants (``병sin``, ``ssibal``)
+    and ko_shape's ``ㄴr`` come back whole; the families still change at least half the texts (an
+    irregular spelling such as ``byungsin`` or ``juku`` reads back as another word)."""
     strategy = get_strategy(name)
     changed = survived = 0
     for text in _examples(name):
@@ -147,7 +148,7 @@ def test_families_survive_the_normaliser(name: str) -> None:
                 if name not in ("ko_roman", "ko_shape"):
                     assert normalize(variant) != normalize(text), (text, variant)
     assert changed >= len(_examples(name))
-    assert survived >= 0.7 * changed, (name, survived, changed)
+    assert survived >= 0.5 * changed, (name, survived, changed)
 
 
 def test_normaliser_reads_back_latin_written_against_hangul() -> None:
@@ -155,7 +156,7 @@ def test_normaliser_reads_back_latin_written_against_hangul() -> None:
     assert normalize("존ㄴr 못생겼네") == normalize("존나 못생겼네")
     assert normalize("michinnom아 dak쳐") == normalize("미친놈아 닥쳐")
     # A Latin run apart from Hangul, or one that does not split into romanised syllables, stays.
-    assert normalize("michin nom") == "michin nom"
+    assert normalize("michin nom") == "michin nom"  # no Hangul in the text
     assert normalize("pc방 tv를") == "pc방 tv를"
 
 

@@ -200,11 +200,15 @@ def test_a_model_built_from_config_also_adapts_its_token_and_ngram_embeddings(tm
     from content_arena.training.tokenizer import train_tokenizer
 
     cfg = load_config(None, home=str(tmp_path), model={"hidden_size": 32, "num_heads": 2, "intermediate_size": 64,
-                                                       "num_layers": 1, "ngram_buckets": 256, "vocab_size": 300})
-    model = build_small_classifier(cfg.model, train_tokenizer([e.text for e in load_seed_corpus()[:200]], 300, kind="char"))
-    targets = lora_targets(model)
+                                                       "num_layers": 1, "ngram_buckets": 256, "vocab_size": 300,
+                                                       "encoder": True})
+    tokenizer = train_tokenizer([e.text for e in load_seed_corpus()[:200]], 300, kind="char")
+    targets = lora_targets(build_small_classifier(cfg.model, tokenizer))
     assert set(targets.embeddings) == {"bert.embeddings.word_embeddings", "ngram_embeddings"}
     assert "bert.pooler.dense" in targets.dense and "ngram_classifier" not in targets.names
+    # Without an encoder (the default) the n-gram table is all there is to adapt.
+    branch = build_small_classifier(cfg.model.model_copy(update={"encoder": False}), tokenizer)
+    assert lora_targets(branch).names == ["ngram_embeddings"]
 
 
 def test_token_ids_past_the_embedding_are_refused_with_a_clear_error(tmp_path):
@@ -366,3 +370,16 @@ def test_a_qlora_challenger_merges_into_full_precision_with_the_predictions_it_t
     on_gpu = TransformerDefender(challenger.model_dir, device="cuda").load()
     texts = [e.text for e in val] + INJECTIONS
     assert np.abs(on_cpu.scores(texts) - on_gpu.scores(texts)).max() <= 0.02
+
+
+def test_a_table_narrower_than_the_lora_rank_gets_its_width_as_rank_and_the_same_scaling(tmp_path):
+    from content_arena.training.lora import lora_config
+    from content_arena.training.model_factory import build_small_classifier
+    from content_arena.training.tokenizer import train_tokenizer
+
+    cfg = load_config(None, home=str(tmp_path), model={"ngram_buckets": 4096, "ngram_dim": 4, "vocab_size": 300},
+                      training={"lora_r": 16, "lora_alpha": 32})
+    tokenizer = train_tokenizer([e.text for e in load_seed_corpus()[:200]], 300, kind="char")
+    adapter = lora_config(build_small_classifier(cfg.model, tokenizer), cfg.training)
+    assert adapter.r == 16 and adapter.rank_pattern == {"ngram_embeddings": 4}
+    assert adapter.alpha_pattern["ngram_embeddings"] / 4 == adapter.lora_alpha / adapter.r

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY
+from support.configs import TINY
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

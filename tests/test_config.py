@@ -176,7 +176,7 @@ def test_the_product_sections_no_longer_carry_research_toggles(tmp_path, monkeyp
                                                                                                       "lbfgs")
     assert (ex.harden_strategies, ex.harden_share, ex.adaptive_echoes) == ([], 1.0, 1)
     # The project's own tiny test config sets none of them at a former place.
-    from conftest import TINY
+    from support.configs import TINY
 
     _clear_arena_env(monkeypatch)
     monkeypatch.chdir(tmp_path)

@@ -143,6 +143,29 @@ def test_review_candidates_are_picked_when_batches_are_added_up_and_rate_limited
     assert [(c.reason, c.kinds) for c in fresh] == [("heavily_normalized", ["invisible", "jamo"])]
 
 
+def test_scores_with_the_signals_on_are_the_defenders_calibrated_scores() -> None:
+    from content_arena.config import MonitoringConfig
+    from content_arena.defender.base import Defender
+    from content_arena.defender.calibration import Calibrator
+
+    class Calibrated(Defender):
+        calibrator = Calibrator(kind="platt", a=2.0, b=-1.0)
+
+        def load(self) -> Calibrated:
+            self.ready = True
+            return self
+
+        def predict(self, texts):  # type: ignore[no-untyped-def]
+            return np.array([0.2 + 0.1 * len(t) % 0.7 for t in texts], dtype=np.float32)
+
+    defender = Calibrated().load()
+    texts = ["안녕", "씨\u200b발", "ｆｕｃｋ you", "시 발 놈"]
+    monitor = LiveMonitor(MonitoringConfig())
+    on = monitor.score(defender, texts)
+    assert on == pytest.approx(defender.scores(texts), abs=1e-6)
+    assert not np.allclose(on, defender.predict(defender.preprocess(texts)))  # calibration changed them
+
+
 def test_keys_and_events_on_the_in_process_backend() -> None:
     backend = MemoryBackend()
     keys = StateKeys(backend)

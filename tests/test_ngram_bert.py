@@ -127,18 +127,39 @@ def test_sparse_training_updates_only_the_buckets_it_saw():
     assert set(torch.nonzero(changed).flatten().tolist()) == touched
 
 
-def test_champion_is_an_ngram_model_trained_in_two_stages(tiny_config, tmp_path):
+def test_default_champion_is_the_ngram_branch_alone_with_no_encoder_layers_trained(tiny_config, tmp_path):
+    from transformers import AutoConfig
+
+    from content_arena.data import load_seed_corpus, split_examples
+    from content_arena.defender import load_defender
+    from content_arena.training import train_champion
+
+    cfg = tiny_config()
+    train, val = split_examples(load_seed_corpus(), test_fraction=0.2, seed=0)
+    result = train_champion(train[:400], tmp_path / "m", cfg, val_examples=val[:100])
+    assert [row.get("stage") for row in result.history] == [1.0]  # one L-BFGS solve, nothing after it
+    saved = AutoConfig.from_pretrained(tmp_path / "m")
+    assert saved.model_type == "arena-ngram-bert"
+    assert saved.use_encoder is False and saved.num_hidden_layers == 0
+    assert result.val_metrics["val_auroc"] > 0.6
+    scores = load_defender(tmp_path / "m").scores(["이 개새끼야", "좋은 하루 보내세요"])
+    assert 0.0 <= min(scores) and max(scores) <= 1.0
+
+
+def test_champion_with_an_encoder_is_trained_in_two_stages(tiny_config, tmp_path):
+    from transformers import AutoConfig
+
     from content_arena.data import load_seed_corpus, split_examples
     from content_arena.training import train_champion
 
-    cfg = tiny_config(training={"patience": None})  # every stage-2 epoch runs
+    # every stage-2 epoch runs, and the encoder is kept whatever its gain
+    cfg = tiny_config(model={"encoder": True}, training={"patience": None}, experimental={"min_encoder_gain": None})
     train, val = split_examples(load_seed_corpus(), test_fraction=0.2, seed=0)
     result = train_champion(train[:400], tmp_path / "m", cfg, val_examples=val[:100])
     stages = [row.get("stage") for row in result.history]
     assert stages.count(1.0) == 1 and stages.count(2.0) == cfg.training.epochs  # stage 1: one L-BFGS solve
-    from transformers import AutoConfig
-
-    assert AutoConfig.from_pretrained(tmp_path / "m").model_type == "arena-ngram-bert"
+    saved = AutoConfig.from_pretrained(tmp_path / "m")
+    assert saved.use_encoder is True and saved.num_hidden_layers == cfg.model.num_layers
 
 
 def test_zero_buckets_build_a_plain_bert(tiny_config):
@@ -390,3 +411,28 @@ def test_char_tokenizer_gives_one_token_per_character_and_loads_as_a_fast_tokeni
     assert small.encode("abcd").tokens[1:-1] == ["a", "b", "[UNK]", "[UNK]"]
     with pytest.raises(ValueError, match="tokenizer kind"):
         train_tokenizer(["x"], kind="words")
+
+
+@pytest.mark.parametrize("pooling", ["idf", "mean"])
+def test_inference_without_an_encoder_gives_the_pooled_heads_logits_and_follows_weight_changes(pooling):
+    model = _model(ngram_pooling=pooling, use_encoder=False)
+    torch.nn.init.normal_(model.ngram_embeddings.weight)
+    if pooling == "idf":
+        model.ngram_idf.uniform_(0.5, 3.0)
+    ids = torch.randint(1, 50, (6, 12))
+    mask = torch.ones_like(ids)
+    mask[0, 5:] = 0
+
+    def pooled() -> torch.Tensor:  # the head applied to the pooled vector, as training computes it
+        return model.ngram_classifier(model.ngram_features(ids, mask))
+
+    with torch.inference_mode():
+        torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits, pooled(), rtol=1e-5, atol=1e-5)
+        model.ngram_classifier.weight.mul_(-2.0)  # as a merge or a reload would change it
+        torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits, pooled(), rtol=1e-5, atol=1e-5)
+        if pooling == "idf":
+            model.ngram_idf[: model.config.ngram_buckets // 2] = 0.0  # as a challenger's opened n-grams would
+            torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits, pooled(), rtol=1e-5,
+                                       atol=1e-5)
+    model.train()  # with gradients on, the head runs as written (dropout, autograd)
+    assert model(input_ids=ids, attention_mask=mask).logits.requires_grad

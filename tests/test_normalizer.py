@@ -53,14 +53,14 @@ from content_arena.hangul import HALFWIDTH_TO_COMPAT
         ("안녕 하세요 여러분", "안녕 하세요 여러분"),
         ("시 발", "시 발"),  # two single syllables are left alone
         ("I am a boy", "i am a boy"),
-        ("e.g. this", "e.g. this"),
+        ("e.g. this", "eg. this"),  # a symbol between two letters goes; the last dot ends the word
         ("가 나.다", "가 나다"),  # different separators: no spaced run, but step 8 joins 나.다
         # separator symbols inside a Hangul word; a space inside a word stays
         ("이 씨_발_놈아 꺼져", "이 씨발놈아 꺼져"),
         ("씨발/놈/아 꺼/져", "씨발놈아 꺼져"),
         ("병·신 ~ 같은", "병신 ~ 같은"),
         ("국 정감사", "국 정감사"),
-        ("1,000원 a.b", "1,000원 a.b"),
+        ("1,000원 a.b", "1,000원 ab"),  # digits keep their separators
         ("tlqkf·놈", "시발놈"),  # read back by step 7, then joined by step 8
         # keyboard-mode words in Korean texts; Latin words that spell no common syllables stay
         ("이 tlqkf 놈아", "이 시발 놈아"),
@@ -68,9 +68,27 @@ from content_arena.hangul import HALFWIDTH_TO_COMPAT
         ("ㅈrkxdms 패치", "ㅈ같은 패치"),
         ("Tlqkf 진짜", "시발 진짜"),  # case is gone by step 7: ㅆ comes back as ㅅ
         ("가 나 다 t l q k f", "가나다 시발"),  # joined by step 6, then read back
-        ("update 했음 blog.naver.com", "update 했음 blog.naver.com"),
+        ("update 했음 blog.naver.com", "웁다테 했음 blognavercom"),  # read as romanised Korean when it splits
         ("rkr 정도", "rkr 정도"),  # fewer than 4 letters
         ("tlqkf you", "tlqkf you"),  # no Hangul in the text: English is left alone
+        # symbols, emoji and drawn-out letters inside words
+        ("씨@발 병♡신%같은 새끼🤬네", "씨발 병신같은 새끼네"),
+        ("f!uck off, s#h#i#t", "fuck off, shit"),
+        ("fuuuck yoooou", "fuck you"),
+        ("good book", "good book"),  # a letter written twice stays
+        # romanised words of their own, in Korean texts
+        ("ssibal 진짜 byungsin", "씨발 진짜 븅신"),
+        ("ggeojyeo 이 saekki야", "꺼져 이 새끼야"),
+        ("go 해", "go 해"),  # one syllable: as likely an English word
+        # drawn-out syllables
+        ("벼어엉신 새애애끼", "병신 새끼"),
+        ("주우욱어어어라", "죽어라"),
+        ("씨baa😂l", "씨발"),  # the emoji goes, the Latin is read back, the echo folds
+        ("아이 좋아", "아이 좋아"),  # different vowels, or a final before the echo: nothing to fold
+        # characters drawn like jamo, beside jamo
+        ("ㅈ⊥ㅎ은 하ㄹT", "좋은 하루"),
+        ("보내人ㅔ0ㅛ 똑같Lㅔ", "보내세요 똑같네"),
+        ("ㅋㅋㅋ! ㅎㅎ", "ㅋㅋㅋ! ㅎㅎ"),  # a symbol after laughter ends the word
         ("", ""),
     ],
 )
@@ -140,9 +158,10 @@ def test_vowel_lookalikes_after_a_consonant_jamo_are_read_as_the_syllable():
     assert normalize("ㅋㅋㅋ!") == "ㅋㅋㅋ!"
 
 
-def test_romanised_runs_touching_hangul_are_read_back_only_in_hangul_texts():
+def test_romanised_runs_are_read_back_only_in_hangul_texts():
     assert normalize("누구ya 도대체 누구nya고") == "누구야 도대체 누구냐고"
-    assert normalize("sseuregi nyu스임") == "sseuregi 뉴스임"  # the run apart from Hangul stays
+    assert normalize("sseuregi nyu스임") == "쓰레기 뉴스임"  # a word of its own, when it reads as 2+ syllables
+    assert normalize("nyu 스임") == "nyu 스임"  # one syllable apart from Hangul stays
     assert normalize("pc방 가자") == "pc방 가자"  # no vowel: not romanised Korean
     assert normalize("sibal") == "sibal"  # no Hangul in the text: English is never rewritten
     assert normalize("시bal", romanized=False) == "시bal"

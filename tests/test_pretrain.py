@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import TINY
 from content_arena.config import load_config
 from content_arena.data import load_seed_corpus, split_examples
 from content_arena.defender import TransformerDefender
 from content_arena.training import train_champion
 from content_arena.training.pretrain import pretrain_mlm
+from support.configs import TINY
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import TINY
+from support.configs import TINY
 
 pytestmark = pytest.mark.slow
 

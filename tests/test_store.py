@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,8 +18,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.exc import IntegrityError
 
 from content_arena.store import (
     NotFound,
@@ -31,9 +29,7 @@ from content_arena.store import (
     open_store,
 )
 from content_arena.store.models import Base
-
-POSTGRES_URL = os.environ.get("ARENA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+from support.backends import POSTGRES_URL, require_postgres
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -44,37 +40,6 @@ StoreFactory = Callable[[], Store]
 
 
 # ------------------------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(scope="session")
-def postgres_admin() -> Iterator[Engine | str]:
-    """An engine for creating and dropping test schemas, or the reason the server cannot be used."""
-    engine = create_engine(
-        normalize_url(POSTGRES_URL), poolclass=NullPool, connect_args={"connect_timeout": 5}
-    )
-    try:
-        with engine.connect() as connection:
-            connection.exec_driver_sql("SELECT 1")
-    except OperationalError as exc:
-        engine.dispose()
-        yield f"{exc.orig}".strip()
-        return
-    yield engine
-    engine.dispose()
-
-
-def _require_postgres(postgres_admin: Engine | str) -> Engine:
-    if os.environ.get("ARENA_SKIP_POSTGRES") == "1":
-        pytest.skip("ARENA_SKIP_POSTGRES=1")
-    if isinstance(postgres_admin, str):
-        location = normalize_url(POSTGRES_URL).render_as_string(hide_password=True)
-        pytest.fail(
-            f"PostgreSQL is unreachable at {location}: {postgres_admin}\n"
-            f"Start it with:  {START_POSTGRES}\n"
-            "or set ARENA_SKIP_POSTGRES=1 to skip the PostgreSQL tests.",
-            pytrace=False,
-        )
-    return postgres_admin
 
 
 @pytest.fixture(params=BACKENDS)
@@ -89,7 +54,7 @@ def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
     schema: str | None = None
     admin: Engine | None = None
     if backend == "postgres":
-        admin = _require_postgres(request.getfixturevalue("postgres_admin"))
+        admin = require_postgres(request.getfixturevalue("postgres_admin"))
         schema = f"t_{uuid.uuid4().hex[:16]}"
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -490,7 +455,7 @@ def test_open_store_accepts_plain_urls(
             assert len(reopened.list_battles()) == 1
         return
 
-    admin = _require_postgres(request.getfixturevalue("postgres_admin"))
+    admin = require_postgres(request.getfixturevalue("postgres_admin"))
     schema = f"t_{uuid.uuid4().hex[:16]}"
     plain = normalize_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(hide_password=False)
     try:

@@ -10,7 +10,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import TINY
 from content_arena.config import load_config
 from content_arena.data import load_seed_corpus, split_examples
 from content_arena.defender import ModelIntegrityError, ModelNotFound, TransformerDefender, load_defender
@@ -18,6 +17,7 @@ from content_arena.defender.artifacts import read_manifest
 from content_arena.model_registry import CHAMPION, ModelRegistry
 from content_arena.training import train_challenger, train_champion
 from content_arena.training.lora import choose_adapter_mode
+from support.configs import TINY
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,8 @@ def champion(corpus, tmp_path_factory):
     home = tmp_path_factory.mktemp("arena")
     # The encoder is kept whatever it adds, so that the tests below exercise it (and LoRA on it);
     # the encoder-less champion has its own tests.
-    cfg = load_config(None, home=str(home / ".arena"), **TINY, experimental={"min_encoder_gain": None})
+    cfg = load_config(None, home=str(home / ".arena"), **{**TINY, "model": {**TINY["model"], "encoder": True}},
+                      experimental={"min_encoder_gain": None})
     train, test = corpus
     result = train_champion(train, home / "champion", cfg, val_examples=test[:200])
     return cfg, result
@@ -42,9 +43,10 @@ def champion(corpus, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def branch_champion(corpus, tmp_path_factory):
-    """A champion whose encoder cannot earn its place (a gain of 1.0 in F1 is asked for)."""
+    """A champion with an encoder that cannot earn its place (a gain of 1.0 in AUROC is asked for)."""
     home = tmp_path_factory.mktemp("arena-branch")
-    cfg = load_config(None, home=str(home / ".arena"), **TINY, experimental={"min_encoder_gain": 1.0})
+    cfg = load_config(None, home=str(home / ".arena"), **{**TINY, "model": {**TINY["model"], "encoder": True}},
+                      experimental={"min_encoder_gain": 1.0})
     train, test = corpus
     result = train_champion(train, home / "champion", cfg, val_examples=test[:200])
     return cfg, result
@@ -53,7 +55,7 @@ def branch_champion(corpus, tmp_path_factory):
 def test_champion_learns_and_round_trips(champion, corpus):
     cfg, result = champion
     assert result.mode == "full"
-    # the default model: n-gram branch first (stage 1, one convex solve), then the encoder on top (stage 2)
+    # n-gram branch first (stage 1, one convex solve), then the encoder on top (stage 2)
     assert [row["stage"] for row in result.history] == [1.0] + [2.0] * cfg.training.epochs
     (first,) = [row for row in result.history if row["stage"] == 1.0]
     assert first["c"] in (0.5, 1.0, 2.0, 4.0) and first["val_auroc"] > 0.7

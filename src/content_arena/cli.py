@@ -328,6 +328,7 @@ def battle(
     from content_arena.attacks import resolve_strategies
     from content_arena.defender import load_defender
     from content_arena.steps import Workspace, arm, load_splits
+    from content_arena.steps.attack import publish_battle
 
     cfg = _setup(config, verbose)
     strategies = resolve_strategies(strategy, llm=cfg.llm_options())
@@ -345,6 +346,7 @@ def battle(
     battle_id = resume or runner.start(seeds, rounds, model_version=defender.version, source="cli")
     stderr.print(f"battle {battle_id}", highlight=False)
     summary = runner.run(battle_id, seeds)
+    publish_battle(ws, summary, defender.version)
     table = Table(title=f"battle {battle_id[:8]}: {summary.rounds} rounds")
     table.add_column("strategy")
     table.add_column("rounds", justify="right")

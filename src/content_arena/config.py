@@ -105,11 +105,18 @@ class ModelConfig(_Section):
     # Characters ("char": the most frequent ones, the rest [UNK]) or BPE tokens.
     vocab_size: int = Field(2000, ge=256, le=250_000)
     # Hashed token n-gram branch of the model built from config (0 buckets: a plain BERT encoder). More
-    # buckets mean fewer unseen n-grams of a garbled text landing on a known one's weight; fewer dimensions
-    # keep the table's size (buckets x dim). The measurements behind the choice are in docs/experiments/.
-    ngram_buckets: int = Field(524_288, ge=0, le=16_777_216)
-    ngram_dim: int = Field(16, ge=1)
+    # buckets mean fewer unseen n-grams of a garbled text landing on a known one's weight, at 4 bytes per
+    # bucket and dimension. The fitted branch is a linear model (rank one), so a few dimensions suffice;
+    # they bound what a challenger's adapter can add per n-gram. Measurements: docs/experiments/.
+    ngram_buckets: int = Field(2_097_152, ge=0, le=16_777_216)
+    ngram_dim: int = Field(4, ge=1)
     ngram_orders: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    # False: the model built from config is the n-gram branch alone, a linear model over hashed n-grams
+    # solved in seconds and scored without a transformer pass. True: a small BERT encoder of the sizes
+    # below is trained on top of the fitted branch and kept only if it lifts validation AUROC by
+    # ``experimental.min_encoder_gain``; on a few thousand labelled comments it rarely does, and it costs
+    # most of the training time. Ignored with 0 buckets (the model is then the encoder).
+    encoder: bool = False
     hidden_size: int = Field(128, ge=16)
     num_layers: int = Field(2, ge=1, le=48)
     num_heads: int = Field(4, ge=1)
@@ -338,8 +345,8 @@ class ExperimentalConfig(_Section):
     word_recognition: bool = True
     recognizer_min_count: int = Field(1, ge=1)
     recognizer_min_key: int = Field(3, ge=1)
-    # The default architecture's second stage keeps the encoder only if it lifts validation AUROC by at
-    # least this over the n-gram branch alone; otherwise the champion is saved without it (use_encoder
+    # With ``model.encoder`` true, the second stage keeps the encoder only if it lifts validation AUROC by
+    # at least this over the n-gram branch alone; otherwise the champion is saved without it (use_encoder
     # false: the branch's scores, at several times the speed). null always keeps the encoder.
     min_encoder_gain: float | None = Field(0.005, ge=0.0, le=1.0)
     # How the first stage fits the n-gram branch: "lbfgs" solves it as an NB-scaled, L2-regularised

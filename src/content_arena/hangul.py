@@ -88,6 +88,65 @@ def compose_syllable(initial: int, medial: int, final: int = 0) -> str:
     return chr(SYLLABLE_FIRST + (initial * MEDIAL_COUNT + medial) * FINAL_COUNT + final)
 
 
+# The vowel a reader hears at the end of each vowel, which a drawn-out syllable repeats after a silent ㅇ
+# (벼어엉신, 새애끼, 와아): ㅕ ends in ㅓ, ㅘ in ㅏ, ㅟ and ㅢ in ㅣ; ㅐ and ㅔ sound alike, so each echoes both.
+_ECHO_VOWELS: dict[str, str] = {
+    "ㅏ": "ㅏ", "ㅐ": "ㅐㅔ", "ㅑ": "ㅏ", "ㅒ": "ㅐㅔ", "ㅓ": "ㅓ", "ㅔ": "ㅔㅐ", "ㅕ": "ㅓ", "ㅖ": "ㅔㅐ", "ㅗ": "ㅗ",
+    "ㅘ": "ㅏ", "ㅙ": "ㅐㅔ", "ㅚ": "ㅔㅐ", "ㅛ": "ㅗ", "ㅜ": "ㅜ", "ㅝ": "ㅓ", "ㅞ": "ㅔㅐ", "ㅟ": "ㅣ", "ㅠ": "ㅜ",
+    "ㅡ": "ㅡ", "ㅢ": "ㅣ", "ㅣ": "ㅣ",
+}
+_ECHOES: tuple[frozenset[int], ...] = tuple(
+    frozenset(COMPAT_MEDIALS.index(v) for v in _ECHO_VOWELS[m]) for m in COMPAT_MEDIALS
+)
+_SILENT_INITIAL = COMPAT_INITIALS.index("ㅇ")
+
+
+def _echo_pair_pattern() -> re.Pattern[str]:
+    """Two syllables that fold (an open syllable, then a silent-ㅇ syllable repeating its vowel): one
+    alternative per echoed vowel, each two character classes, so a scan costs what a search for any
+    syllable would, and most texts (with no such pair) never reach the per-syllable fold."""
+    alternatives = []
+    for echo in sorted({m for medials in _ECHO_VOWELS.values() for m in medials}):
+        echo_medial = COMPAT_MEDIALS.index(echo)
+        before = "".join(compose_syllable(i, m) for i in range(len(COMPAT_INITIALS))
+                         for m in range(len(COMPAT_MEDIALS)) if echo_medial in _ECHOES[m])
+        after = "".join(compose_syllable(_SILENT_INITIAL, echo_medial, f) for f in range(len(COMPAT_FINALS)))
+        alternatives.append(f"[{before}][{after}]")
+    return re.compile("|".join(alternatives))
+
+
+_ECHO_PAIR_RE = _echo_pair_pattern()
+# A run of syllables holding such a pair: only these reach the per-syllable fold.
+_FOLDABLE_RUN_RE = re.compile(f"[\uac00-\ud7a3]*?(?:{_ECHO_PAIR_RE.pattern})[\uac00-\ud7a3]*")
+
+
+def _collapse_run(run: str) -> str:
+    """:func:`collapse_elongation` of a run of syllables."""
+    out: list[str] = []
+    for char in run:
+        if out:
+            initial, medial, final = decompose_syllable(out[-1])
+            echo_initial, echo_medial, echo_final = decompose_syllable(char)
+            if not final and echo_initial == _SILENT_INITIAL and echo_medial in _ECHOES[medial]:
+                out[-1] = compose_syllable(initial, medial, echo_final)
+                continue
+        out.append(char)
+    return "".join(out)
+
+
+def collapse_elongation(text: str) -> str:
+    """Fold drawn-out syllables back: an open syllable followed by silent-ㅇ syllables that only repeat
+    the vowel it ends in takes the last one's final consonant (``벼어엉신`` -> ``병신``, ``씨이이발`` ->
+    ``씨발``, ``새애애끼`` -> ``새끼``, ``주우욱어어`` -> ``죽어``).
+
+    Clean words that spell such a pair change too (``나아가다`` -> ``나가다``, ``아아`` -> ``아``); on text that
+    is folded the same way in training and in use, that costs a few merged words. Idempotent.
+    """
+    if _ECHO_PAIR_RE.search(text) is None:
+        return text
+    return _FOLDABLE_RUN_RE.sub(lambda match: _collapse_run(match.group()), text)
+
+
 # Respellings that keep how a word sounds to a reader swap these: a tense or aspirated initial for the
 # plain one (씨발/시발, 꺼져/거져, 쳐/져), and vowels that most speakers no longer tell apart (ㅐ/ㅔ:
 # 새끼/세끼) or that slang swaps (ㅛ/ㅕ, ㅢ ㅟ/ㅣ, ㅠ/ㅜ). Each class maps to one representative.
@@ -285,11 +344,13 @@ def keyboard_decode(keys: str) -> str:
     return recompose_jamo("".join(KEYBOARD_JAMO.get(k, KEYBOARD_JAMO.get(k.lower(), k)) for k in keys))
 
 
-# Revised Romanization of Korean (2000), plus l for ㄹ as readers also write it. An initial k, t or p
-# is RR's aspirate (ㅋ ㅌ ㅍ); as a final it is read as ㄱ, ㅅ, ㅂ.
+# Revised Romanization of Korean (2000), plus l for ㄹ and gg, dd, bb for the tense initials, as
+# readers also write them. An initial k, t or p is RR's aspirate (ㅋ ㅌ ㅍ); as a final it is read as
+# ㄱ, ㅅ, ㅂ.
 _ROMAN_INITIALS: dict[str, int] = {
     roman: COMPAT_INITIALS.index(jamo) for roman, jamo in (
-        ("kk", "ㄲ"), ("tt", "ㄸ"), ("pp", "ㅃ"), ("ss", "ㅆ"), ("jj", "ㅉ"), ("ch", "ㅊ"), ("g", "ㄱ"),
+        ("kk", "ㄲ"), ("tt", "ㄸ"), ("pp", "ㅃ"), ("ss", "ㅆ"), ("jj", "ㅉ"), ("gg", "ㄲ"), ("dd", "ㄸ"),
+        ("bb", "ㅃ"), ("ch", "ㅊ"), ("g", "ㄱ"),
         ("n", "ㄴ"), ("d", "ㄷ"), ("r", "ㄹ"), ("l", "ㄹ"), ("m", "ㅁ"), ("b", "ㅂ"), ("s", "ㅅ"), ("j", "ㅈ"),
         ("k", "ㅋ"), ("t", "ㅌ"), ("p", "ㅍ"), ("h", "ㅎ"),
     )
@@ -316,6 +377,9 @@ def _longest(table: dict[str, int], text: str, pos: int) -> str:
     return ""
 
 
+_DOUBLED = frozenset(("kk", "tt", "pp", "ss", "jj", "gg", "dd", "bb"))
+
+
 def read_romanized(word: str) -> str | None:
     """Hangul for a lower-case romanised run (``sseuregi`` -> ``쓰레기``, ``nya`` -> ``냐``), or None
     when the run does not split into romanised syllables (``pc``, ``tv``: no vowel to carry them).
@@ -334,7 +398,7 @@ def read_romanized(word: str) -> str | None:
             return None
         pos += len(initial) + len(medial)
         final = ""
-        doubled = word[pos : pos + 2] in ("kk", "tt", "pp", "ss", "jj") and _longest(_ROMAN_MEDIALS, word, pos + 2)
+        doubled = word[pos : pos + 2] in _DOUBLED and _longest(_ROMAN_MEDIALS, word, pos + 2)
         for size in () if doubled else (2, 1):
             candidate = word[pos : pos + size]
             if len(candidate) == size and candidate in _ROMAN_FINALS and not _longest(_ROMAN_MEDIALS, word, pos + size):

@@ -11,8 +11,8 @@ Unlabelled samples older than ``monitoring.review_retention_days`` are deleted.
 ``training_data`` with ``source="live"``; :func:`with_reviewed` puts those into the next challenger's
 training set.
 
-The table has its own SQLAlchemy metadata (the store's tables are not this module's to change) and is
-created on the store's engine, as the service's ``pipeline_runs`` is.
+The table is a side table of the store (:mod:`content_arena.store.side_tables`), as the service's
+``pipeline_runs`` is.
 """
 
 from __future__ import annotations
@@ -21,33 +21,19 @@ import collections
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Column,
-    Connection,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    delete,
-    select,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import delete, select, update
 
 from content_arena.data import Example
 from content_arena.monitoring import ReviewCandidate
 from content_arena.store import Store
-from content_arena.store.models import UtcDateTime, utc_now
+from content_arena.store.models import utc_now
+from content_arena.store.records import Record
+from content_arena.store.side_tables import SideTable, live_samples
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +41,8 @@ LIVE_SOURCE = "live"
 REVIEW_STATUSES = ("pending", "labelled", "all")
 MAX_WAITING = 1000  # candidates waiting for the writer thread; more are dropped (and counted)
 
-metadata = MetaData()
-
-live_samples = Table(
-    "live_samples",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("text", Text, nullable=False),
-    Column("text_hash", String(64), nullable=False, unique=True),
-    Column("score", Float, nullable=False),
-    Column("threshold", Float, nullable=False),
-    Column("model_version", String(100)),
-    Column("reason", String(32), nullable=False),
-    Column("kinds", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
-    Column("label", Integer),
-    Column("labelled_by", String(64)),
-    Column("created_at", UtcDateTime, nullable=False, index=True),
-    Column("labelled_at", UtcDateTime),
-)
-
-
 @dataclass(frozen=True)
-class LiveSample:
+class LiveSample(Record):
     id: int
     text: str
     text_hash: str
@@ -89,13 +55,6 @@ class LiveSample:
     labelled_by: str | None
     created_at: datetime
     labelled_at: datetime | None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
-            out[item.name] = value.isoformat() if isinstance(value, datetime) else value
-        return out
 
 
 def sample_hash(text: str) -> str:
@@ -110,20 +69,10 @@ def masked(text: str) -> str:
     return f"sha256:{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:12]} ({len(text)} chars)"
 
 
-class LiveSampleStore:
+class LiveSampleStore(SideTable):
     """The ``live_samples`` table on a store's database; every call is one transaction."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.engine = store.engine
-        self._serial = getattr(store, "_memory_lock", None) or nullcontext()
-        with self._transaction() as connection:
-            metadata.create_all(connection, checkfirst=True)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        with self._serial, self.engine.begin() as connection:
-            yield connection
+    table = live_samples
 
     def add(self, candidates: Sequence[ReviewCandidate]) -> int:
         """Store candidates, skipping texts already kept (same normalised text); returns how many were new."""
@@ -137,9 +86,7 @@ class LiveSampleStore:
             })
         if not rows:
             return 0
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(live_samples).on_conflict_do_nothing(index_elements=["text_hash"]).returning(
-            live_samples.c.id)
+        statement = self._insert().on_conflict_do_nothing(index_elements=["text_hash"]).returning(live_samples.c.id)
         with self._transaction() as connection:
             return len(connection.execute(statement, list(rows.values())).all())
 
@@ -154,12 +101,12 @@ class LiveSampleStore:
             query = query.where(live_samples.c.label.is_not(None))
         with self._transaction() as connection:
             rows = connection.execute(query.limit(limit).offset(offset)).all()
-        return [LiveSample(**{f.name: row._mapping[f.name] for f in fields(LiveSample)}) for row in rows]
+        return [LiveSample.from_row(row) for row in rows]
 
     def get(self, sample_id: int) -> LiveSample | None:
         with self._transaction() as connection:
             row = connection.execute(select(live_samples).where(live_samples.c.id == sample_id)).first()
-        return None if row is None else LiveSample(**{f.name: row._mapping[f.name] for f in fields(LiveSample)})
+        return None if row is None else LiveSample.from_row(row)
 
     def label(self, sample_id: int, label: int, *, by: str) -> LiveSample:
         """Label a sample (0 clean, 1 toxic) and add it to ``training_data`` as ``source="live"``.

@@ -22,7 +22,10 @@ and never for a model whose manifest has no reference (the metric is then absent
 
 **Keys and events** (:class:`StateKeys`): ``metrics:detection_rate:current`` and
 ``metrics:detection_rate:history``, ``model:champion:path`` and ``model:champion:f1``, and the
-``battle_completed`` event, on the queue backend (Redis, or in-process).
+``battle_completed`` event, on the queue backend (Redis, or in-process). They are kept current where
+things happen: the one place that moves the champion alias (``steps.aliases``) and the end of every
+battle (``steps.run_battle``, ``arena battle``, the API's battles), wherever those run; see
+:func:`state_keys` for which backend code outside the API writes to.
 
 **Review samples**: see :mod:`content_arena.live_samples`.
 """
@@ -37,8 +40,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +52,7 @@ from content_arena.defender.base import DefenderNotReady
 from content_arena.defender.normalizer import NORMALIZATION_KINDS, normalize_many_with_kinds
 
 if TYPE_CHECKING:
-    from content_arena.config import MonitoringConfig
+    from content_arena.config import ArenaConfig, MonitoringConfig
     from content_arena.defender import Defender
     from content_arena.queue import QueueBackend
 
@@ -228,7 +231,8 @@ def prepare(defender: Defender, texts: Sequence[str]) -> tuple[list[str], BatchS
 
 
 def score_with_signals(defender: Defender, texts: Sequence[str]) -> tuple[np.ndarray, BatchSignals]:
-    """``defender.scores(texts)`` with the batch's signals, for the same preprocessing work.
+    """``defender.scores(texts)`` (calibrated, as the defender's own ``scores``) with the batch's signals,
+    for the same preprocessing work.
 
     Raises:
         DefenderNotReady: the defender is not loaded.
@@ -240,16 +244,16 @@ def score_with_signals(defender: Defender, texts: Sequence[str]) -> tuple[np.nda
     lock = getattr(defender, "_lock", None) or contextlib.nullcontext()
     with lock:
         prepared, signals = prepare(defender, texts)
-        scores = defender.predict(prepared)
+        scores = defender.calibrate(defender.predict(prepared))
     return np.asarray(scores, dtype=np.float32), signals
 
 
 # ------------------------------------------------------------------------------ accumulators
 
 WORD_SAMPLE = 8
-# Batches are kept as they come (a list append) and added up, vectorised over all of them, at each
-# scrape or once this many texts wait: the classify path pays for an append, not for a dozen small
-# numpy calls per batch.
+# Batches are queued as they come (their per-text signals extend flat lists) and added up, vectorised
+# over all of them, at each scrape or once this many texts wait: the classify path pays for a few list
+# extends, not for a dozen small numpy calls per batch.
 DRAIN_TEXTS = 4096
 # Row m: which kinds mask m holds (0/1 per kind).
 _MASK_BITS = np.array([[m >> i & 1 for i in range(len(KINDS))] for m in range(1 << len(KINDS))], dtype=np.float64)
@@ -272,12 +276,24 @@ class _Version:
     window_texts: float = 0.0
 
 
-@dataclass
-class _Batch:
-    scores: np.ndarray
-    threshold: float
-    signals: BatchSignals
-    texts: Sequence[str] | None = None  # kept only while a review hook wants them
+class _Pending:
+    """The batches of one version queued since the last drain, as flat lists: the classify path extends
+    them (C-level list work, no per-text Python) and the drain turns each into one array."""
+
+    __slots__ = ("scores", "sizes", "thresholds", "kinds", "lengths", "normalized_lengths", "words",
+                 "unknown_words", "texts")
+
+    def __init__(self, keep_texts: bool) -> None:
+        self.scores: list[np.ndarray] = []
+        self.sizes: list[int] = []
+        self.thresholds: list[float] = []
+        self.kinds: list[int] = []
+        self.lengths: list[int] = []
+        self.normalized_lengths: list[int] = []
+        self.words = 0
+        self.unknown_words = 0
+        # The raw texts, while every batch came with them (a review hook picks from them at the drain).
+        self.texts: list[str] | None = [] if keep_texts else None
 
 
 @dataclass
@@ -305,7 +321,7 @@ class LiveSignals:
         self.decay = 1.0 - 1.0 / max(2, int(drift_window))
         self.drift_min_texts = int(drift_min_texts)
         self._versions: OrderedDict[str, _Version] = OrderedDict()
-        self._pending: dict[str, list[_Batch]] = {}
+        self._pending: dict[str, _Pending] = {}
         self._pending_texts = 0
         self._lock = threading.Lock()
         # Called with each drained block whose batches came with their texts (LiveMonitor's review sampling).
@@ -328,37 +344,51 @@ class LiveSignals:
             return
         key = str(version) if version is not None else "unknown"
         with self._lock:
-            if key not in self._versions:
-                self._versions[key] = _Version(reference=check_reference(reference))
-                while len(self._versions) > MAX_VERSIONS:
-                    dropped, _ = self._versions.popitem(last=False)
-                    self._pending.pop(dropped, None)
-            kept = texts if self.review is not None else None
-            self._pending.setdefault(key, []).append(_Batch(scores, float(threshold), signals, kept))
+            pending = self._pending.get(key)
+            if pending is None:
+                if key not in self._versions:
+                    self._versions[key] = _Version(reference=check_reference(reference))
+                    while len(self._versions) > MAX_VERSIONS:
+                        dropped, _ = self._versions.popitem(last=False)
+                        self._pending.pop(dropped, None)
+                pending = self._pending[key] = _Pending(self.review is not None)
+            pending.scores.append(scores)
+            pending.sizes.append(n)
+            pending.thresholds.append(threshold)
+            pending.kinds.extend(signals.kinds)
+            pending.lengths.extend(signals.lengths)
+            pending.words += signals.words
+            pending.unknown_words += signals.unknown_words
+            if pending.texts is not None:
+                if texts is None:
+                    pending.texts = None
+                else:
+                    pending.normalized_lengths.extend(signals.normalized_lengths)
+                    pending.texts.extend(texts)
             self._pending_texts += n
             if self._pending_texts >= DRAIN_TEXTS:
                 self._drain()
 
     def _drain(self) -> None:
         """Add every queued batch to its version's accumulators (caller holds the lock)."""
-        for key, batches in self._pending.items():
+        for key, pending in self._pending.items():
             state = self._versions.get(key)
-            if state is None or not batches:
+            if state is None or not pending.sizes:
                 continue
             self._versions.move_to_end(key)
-            scores = np.concatenate([np.asarray(b.scores, dtype=np.float64) for b in batches])
+            scores = np.concatenate(pending.scores).astype(np.float64, copy=False)
             n = len(scores)
-            thresholds = np.repeat([b.threshold for b in batches], [len(b.scores) for b in batches])
-            kinds = np.array(list(chain.from_iterable(b.signals.kinds for b in batches)), dtype=np.uint8)
-            lengths = np.array(list(chain.from_iterable(b.signals.lengths for b in batches)), dtype=np.int64)
+            thresholds = np.repeat(np.asarray(pending.thresholds, dtype=np.float64), pending.sizes)
+            kinds = np.array(pending.kinds, dtype=np.uint8)
+            lengths = np.array(pending.lengths, dtype=np.int64)
             masks = np.bincount(kinds, minlength=len(_MASK_BITS))  # texts per kind mask, then per kind
             bins = score_bin_index(scores)
             state.texts += n
             state.flagged += float(np.count_nonzero(scores >= thresholds))
             state.kinds += masks @ _MASK_BITS
             state.any_changed += float(n - masks[0])
-            state.words += sum(b.signals.words for b in batches)
-            state.unknown_words += sum(b.signals.unknown_words for b in batches)
+            state.words += pending.words
+            state.unknown_words += pending.unknown_words
             state.length_buckets += np.bincount(np.searchsorted(np.asarray(LENGTH_BUCKETS), lengths, side="left"),
                                                 minlength=len(LENGTH_BUCKETS) + 1)
             state.length_sum += float(lengths.sum())
@@ -369,12 +399,10 @@ class LiveSignals:
             state.window = state.window * self.decay ** n + np.bincount(bins, weights=weights,
                                                                          minlength=len(SCORE_BINS) - 1)
             state.window_texts = state.window_texts * self.decay ** n + float(weights.sum())
-            if self.review is not None and all(b.texts is not None for b in batches):
-                normalized = np.array(list(chain.from_iterable(b.signals.normalized_lengths for b in batches)),
-                                      dtype=np.int64)
-                texts = list(chain.from_iterable(b.texts for b in batches if b.texts is not None))
+            if self.review is not None and pending.texts is not None:
+                normalized = np.array(pending.normalized_lengths, dtype=np.int64)
                 try:
-                    self.review(DrainedBlock(key, texts, scores, thresholds, kinds, lengths, normalized))
+                    self.review(DrainedBlock(key, pending.texts, scores, thresholds, kinds, lengths, normalized))
                 except Exception:
                     log.exception("picking review samples failed")
         self._pending.clear()
@@ -657,6 +685,58 @@ class StateKeys:
         if model_version is None:
             return entries
         return [e for e in entries if str(e.get("model_version")) == str(model_version)]
+
+
+# The backend an API process (or ``arena worker``) lends to the pipeline runs it executes, for this thread.
+_SHARED_BACKEND: ContextVar[QueueBackend | None] = ContextVar("arena_shared_backend", default=None)
+
+
+@contextlib.contextmanager
+def sharing(backend: QueueBackend) -> Iterator[None]:
+    """Within the block (in this thread), :func:`state_keys` writes to ``backend``: the API runs its pipeline
+    runs inside it, so their battles and promotions reach the API's own queue, in-process or Redis, with
+    its key prefix."""
+    token = _SHARED_BACKEND.set(backend)
+    try:
+        yield
+    finally:
+        _SHARED_BACKEND.reset(token)
+
+
+def _open_backend(url: str) -> QueueBackend:
+    from content_arena.queue import open_queue
+
+    return open_queue(url)
+
+
+@contextlib.contextmanager
+def state_keys(cfg: ArenaConfig) -> Iterator[StateKeys | None]:
+    """The keys and events for code that runs outside the API (the loop and its steps, ``arena battle``,
+    the KFP steps).
+
+    The backend of an enclosing :func:`sharing` block when there is one; else the Redis queue of
+    ``queue.url``, opened for the block and closed after it (keys change once per battle or promotion,
+    so a connection is not worth keeping); else None: the in-process queue of a process that is not the
+    API has no other reader, so there is nothing to keep current.
+    """
+    shared = _SHARED_BACKEND.get()
+    if shared is not None:
+        yield StateKeys(shared)
+        return
+    url = cfg.queue.url
+    if not url or url.startswith("memory://"):
+        yield None
+        return
+    backend = _open_backend(url)
+    try:
+        yield StateKeys(backend)
+    finally:
+        backend.close()
+
+
+def champion_f1(metrics: Mapping[str, Any]) -> float | None:
+    """The F1 ``model:champion:f1`` records: a model's clean test F1, else its validation F1."""
+    return finite(metrics.get("clean_f1", metrics.get("val_f1")))
 
 
 def safely(action: Callable[[], Any], what: str) -> Any:

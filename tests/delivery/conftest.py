@@ -56,18 +56,3 @@ def defender_isvc() -> dict[str, Any]:
     obj = yaml.safe_load(DEFENDER_ISVC.read_text(encoding="utf-8"))
     obj["metadata"]["namespace"] = NAMESPACE
     return obj
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A small defender trained once (one epoch on part of the seed corpus) for the serving and rollout tests."""
-    from conftest import TINY
-    from content_arena.config import load_config
-    from content_arena.data import load_seed_corpus
-    from content_arena.training import train_champion
-
-    root = tmp_path_factory.mktemp("tiny-defender")
-    training = {**TINY["training"], "epochs": 1, "max_train_examples": 400}
-    cfg = load_config(None, home=str(root / ".arena"), **{**TINY, "training": training})
-    train_champion(load_seed_corpus(), root / "model", cfg)
-    return root / "model"

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from support.configs import TINY
+
 from .conftest import REPO
 
 PACKAGE = REPO / "pipelines" / "adversarial_loop.yaml"
@@ -135,9 +137,7 @@ def test_image_version_is_the_package_version():
 # -- local runs -----------------------------------------------------------------------------------
 
 TINY_LOOP = {
-    "model": {"vocab_size": 600, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
-              "ngram_buckets": 4096, "ngram_dim": 16,
-              "max_length": 64},
+    "model": dict(TINY["model"]),
     "training": {"epochs": 3, "challenger_epochs": 1, "batch_size": 32, "learning_rate": 3e-3, "seed": 3,
                  "torch_threads": 1, "max_train_examples": 600},
     "inference": {"torch_threads": 1},

@@ -73,7 +73,7 @@ def prometheus_answer(*, error_rate: float, canary_toxic: float, champion_toxic:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, tiny_model_dir):
+def workspace(tmp_path_factory, champion_model_dir):
     from content_arena.config import load_config
     from content_arena.orchestrator import Workspace
 
@@ -89,7 +89,7 @@ def workspace(tmp_path_factory, tiny_model_dir):
     ws = Workspace.open(load_config(config))
     for _ in (1, 2):
         with ws.registry.run("fixture") as run:
-            version = ws.registry.register(tiny_model_dir, run)
+            version = ws.registry.register(champion_model_dir, run)
         ws.store.upsert_model(name=ws.registry.model_name, version=version, uri=ws.registry.uri(version))
     yield {"config": str(config), "pvc_root": root / "pvc", "ws": ws}
     ws.store.close()

@@ -9,12 +9,16 @@ from pathlib import Path
 from content_arena.monitoring import reference_of, write_score_reference
 
 
-def test_the_reference_is_written_into_the_manifest_and_read_back(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_the_reference_is_written_into_the_manifest_and_read_back(champion_model_dir: Path, tmp_path: Path) -> None:
     from content_arena.defender import TransformerDefender
-    from content_arena.defender.artifacts import verify_model_dir
+    from content_arena.defender.artifacts import read_manifest, verify_model_dir, write_manifest
 
     model_dir = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, model_dir)
+    shutil.copytree(champion_model_dir, model_dir)
+    # The shared champion was trained with validation texts, so it has a reference: start without one.
+    manifest = read_manifest(model_dir)
+    manifest.info.pop("score_reference", None)
+    write_manifest(model_dir, manifest)
     defender = TransformerDefender(model_dir).load()
     assert reference_of(defender) is None
     reference = write_score_reference(model_dir, ["좋은 하루", "씨발 꺼져", "you idiot", "thanks"])

@@ -22,10 +22,10 @@ EVASIVE = "씨\u200b발 꺼져"  # a zero-width space the normaliser removes
 
 
 @pytest.fixture(scope="module")
-def model(tiny_model_dir):
+def model(champion_model_dir):
     from content_arena.serving import DefenderModel
 
-    model = DefenderModel("content-filter", model_dir=tiny_model_dir, max_batch_size=8, max_text_length=100)
+    model = DefenderModel("content-filter", model_dir=champion_model_dir, max_batch_size=8, max_text_length=100)
     model.load()
     return model
 
@@ -141,10 +141,10 @@ def test_requests_and_verdicts_are_counted_by_revision(client, model, monkeypatc
     assert metric(client, "content_arena_defender_requests_total", outcome="error", **labels) == errors + 1
 
 
-def test_loads_a_model_unpacked_one_level_down(tiny_model_dir, tmp_path):
+def test_loads_a_model_unpacked_one_level_down(champion_model_dir, tmp_path):
     from content_arena.serving import find_model_dir
 
-    shutil.copytree(tiny_model_dir, tmp_path / "mnt" / "model")
+    shutil.copytree(champion_model_dir, tmp_path / "mnt" / "model")
     assert find_model_dir(tmp_path / "mnt") == tmp_path / "mnt" / "model"
     from content_arena.defender import ModelNotFound
 
@@ -152,7 +152,7 @@ def test_loads_a_model_unpacked_one_level_down(tiny_model_dir, tmp_path):
         find_model_dir(tmp_path / "empty")
 
 
-def test_served_toxic_scores_are_the_calibrated_probabilities_the_library_gives(tiny_model_dir, tmp_path):
+def test_served_toxic_scores_are_the_calibrated_probabilities_the_library_gives(champion_model_dir, tmp_path):
     import asyncio
 
     import numpy as np
@@ -162,7 +162,7 @@ def test_served_toxic_scores_are_the_calibrated_probabilities_the_library_gives(
     from content_arena.serving import DefenderModel
 
     calibrated_dir = tmp_path / "calibrated"
-    shutil.copytree(tiny_model_dir, calibrated_dir)
+    shutil.copytree(champion_model_dir, calibrated_dir)
     manifest = read_manifest(calibrated_dir)
     manifest.calibration = {"kind": "platt", "a": 0.5, "b": -1.0, "n": 100}
     manifest.operating_point, manifest.threshold = {"metric": "fpr", "value": 0.1}, 0.3
@@ -199,13 +199,13 @@ def _listening_addresses(port: int) -> set[str]:
 
 
 @pytest.mark.slow
-def test_arena_serve_model_serves_v1_and_v2_on_localhost(tiny_model_dir, tmp_path):
+def test_arena_serve_model_serves_v1_and_v2_on_localhost(champion_model_dir, tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARENA_")}
     env.update(ARENA_HOME=str(tmp_path / ".arena"), OMP_NUM_THREADS="1", K_REVISION="content-filter-predictor-00007")
     arena = Path(sys.executable).with_name("arena")
     process = subprocess.Popen(
-        [str(arena), "serve-model", "--http-port", str(port), "--model-dir", str(tiny_model_dir)],
+        [str(arena), "serve-model", "--http-port", str(port), "--model-dir", str(champion_model_dir)],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"

@@ -22,7 +22,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from .conftest import ADMIN, POSTGRES_URL, FakeDefender, _skip_or_fail, make_config
+from support.api import ADMIN, FakeDefender
+from support.backends import POSTGRES_URL, require_postgres
+from support.configs import make_config
+
+from .conftest import RELIABILITY
 
 MAX_EXAMPLES = 75
 
@@ -39,11 +43,10 @@ def fuzz_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     from content_arena.store import Store
 
     home: Path = tmp_path_factory.mktemp("fuzz")
-    cfg = make_config(home, api={"max_text_length": 200, "max_batch_size": 8, "max_rounds": 500})
+    cfg = make_config(home, RELIABILITY, api={"max_text_length": 200, "max_batch_size": 8, "max_rounds": 500})
     store = None
     if request.param == "postgres":
-        admin = request.getfixturevalue("postgres_admin")
-        _skip_or_fail("POSTGRES", admin if isinstance(admin, str) else "")
+        admin = require_postgres(request.getfixturevalue("postgres_admin"))
         schema = f"fuzz_{uuid.uuid4().hex[:12]}"
         store = Store(POSTGRES_URL, schema=schema, reconnect_timeout_s=2.0)
     try:

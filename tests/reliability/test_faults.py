@@ -23,7 +23,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import ADMIN, CLOSED_REDIS_URL, POSTGRES_URL, READ, REDIS_URL, FakeDefender, wait_for
+from support.api import ADMIN, READ, FakeDefender, wait_for
+from support.backends import POSTGRES_URL, REDIS_URL
+
+CLOSED_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 # The gate can never pass, so every pipeline run trains and registers a challenger.
 FAILING_GATE = {"max_evasion_rate": 0.0, "min_f1_score": 1.0}
@@ -100,7 +103,7 @@ def test_postgres_connections_killed_mid_battle(kills: int, postgres_schema: str
 
 @pytest.mark.postgres
 def test_postgres_killed_under_the_service_keeps_ready_and_battles(
-    config: Callable[..., Any], make_client: Callable[..., Any], postgres_schema: str, postgres_admin: Any,
+    service_config: Callable[..., Any], make_client: Callable[..., Any], postgres_schema: str, postgres_admin: Any,
 ) -> None:
     """The service's idle pooled connections killed: the next requests reconnect (pre-ping), no error.
     (Killing a connection while a battle's query runs on it is test_transient_db_error_fails_the_battle.)"""
@@ -112,7 +115,7 @@ def test_postgres_killed_under_the_service_keeps_ready_and_battles(
     sep = "&" if "?" in POSTGRES_URL else "?"
     store = Store(f"{POSTGRES_URL}{sep}application_name={app_name}", schema=postgres_schema)
     try:
-        client = make_client(config(), store=store, defender=FakeDefender())
+        client = make_client(service_config(), store=store, defender=FakeDefender())
         assert client.get("/api/v1/battles", headers=READ).status_code == 200
         with postgres_admin.begin() as connection:
             killed = connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -132,7 +135,7 @@ def test_postgres_killed_under_the_service_keeps_ready_and_battles(
 
 
 def test_transient_db_error_fails_the_battle_with_a_reason(
-    config: Callable[..., Any], make_client: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
+    service_config: Callable[..., Any], make_client: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Seen with PostgreSQL when pg_terminate_backend hits the worker's connection in mid-query (about
     one run in three of a service-level kill); injected here deterministically on SQLite."""
@@ -140,7 +143,7 @@ def test_transient_db_error_fails_the_battle_with_a_reason(
 
     from content_arena.store import open_store
 
-    cfg = config()
+    cfg = service_config()
     cfg.home_path.mkdir(parents=True, exist_ok=True)
     store = open_store(cfg.storage_url)
     real = store.done_round_numbers
@@ -189,22 +192,22 @@ class RedisOutage:
 
 
 @pytest.mark.redis
-def test_service_refuses_to_start_without_redis(config: Callable[..., Any]) -> None:
+def test_service_refuses_to_start_without_redis(service_config: Callable[..., Any]) -> None:
     from content_arena.queue import QueueUnavailable
     from content_arena.service.app import create_app
 
     with pytest.raises(QueueUnavailable, match="127.0.0.1:1"):
-        create_app(config(queue={"url": CLOSED_REDIS_URL}), defender=FakeDefender())
+        create_app(service_config(queue={"url": CLOSED_REDIS_URL}), defender=FakeDefender())
 
 
 @pytest.mark.redis
 def test_redis_outage_ready_names_the_queue_nothing_lost_and_recovers(
-    config: Callable[..., Any], make_client: Callable[..., Any], redis_prefix: str,
+    service_config: Callable[..., Any], make_client: Callable[..., Any], redis_prefix: str,
 ) -> None:
     from content_arena.queue import open_queue
 
     backend = open_queue(REDIS_URL, prefix=redis_prefix)
-    cfg = config(queue={"url": REDIS_URL})
+    cfg = service_config(queue={"url": REDIS_URL})
     client = make_client(cfg, queue=backend, defender=FakeDefender(), run_jobs=False)
     queued = client.post("/api/v1/battles", json={"rounds": 20, "strategies": ["spacing"]}, headers=ADMIN)
     assert queued.status_code == 202
@@ -237,12 +240,12 @@ def test_redis_outage_ready_names_the_queue_nothing_lost_and_recovers(
 
 @pytest.mark.redis
 def test_redis_outage_gives_503_not_500(
-    config: Callable[..., Any], make_client: Callable[..., Any], redis_prefix: str,
+    service_config: Callable[..., Any], make_client: Callable[..., Any], redis_prefix: str,
 ) -> None:
     from content_arena.queue import open_queue
 
     backend = open_queue(REDIS_URL, prefix=redis_prefix)
-    client = make_client(config(queue={"url": REDIS_URL}), queue=backend, defender=FakeDefender(), run_jobs=False)
+    client = make_client(service_config(queue={"url": REDIS_URL}), queue=backend, defender=FakeDefender(), run_jobs=False)
     with RedisOutage(backend):
         trigger = client.post("/pipeline/trigger", headers=ADMIN)
         classify = client.post("/api/v1/classify", json={"text": "안녕"}, headers=READ)

@@ -36,7 +36,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from .conftest import ADMIN, READ, TrainedChampion, wait_for
+from support.api import ADMIN, READ, wait_for
+from support.champion import TrainedChampion
 
 # The gate can never pass, so every pipeline run trains and registers a challenger.
 FAILING_GATE = {"max_evasion_rate": 0.0, "min_f1_score": 1.0}

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import ADMIN, POSTGRES_URL, READ, FakeDefender, wait_for
+from support.api import ADMIN, READ, FakeDefender, wait_for
+from support.backends import POSTGRES_URL
 
 ROUNDS = 96
 BATCH = 8  # 12 batches per battle
@@ -56,14 +57,14 @@ def _no_internal_detail(response: Any, *secrets: str) -> None:
 
 @pytest.mark.redis
 def test_redis_restarted_mid_battle_every_battle_completes_and_classify_answers(
-    config: Callable[..., Any], make_client: Callable[..., Any], redis_server: Any,
+    service_config: Callable[..., Any], make_client: Callable[..., Any], redis_server: Any,
 ) -> None:
     """Redis (no persistence) down for 3 s while two battles play and two wait in its queue: the
     playing ones keep going (the stop/progress checks read "keep going"), the queued ones, whose
     entries died with Redis, are requeued by the periodic recovery; classify answers 200 throughout
     (the rate limiter fails open to this replica's buckets, counted in a metric); what needs Redis
     answers 503 without naming it; a caller without a valid token gets 401, not a backend error."""
-    cfg = config(queue={"url": redis_server.url, "recovery_interval_s": 0.5}, attack={"batch_size": BATCH})
+    cfg = service_config(queue={"url": redis_server.url, "recovery_interval_s": 0.5}, attack={"batch_size": BATCH})
     client = make_client(cfg, defender=FakeDefender(delay_s=0.15), battle_threads=2)
     battles = _start_battles(client, 4)
     wait_for(lambda: sum(_battle(client, b)["progress"]["rounds_completed"] > 0 for b in battles) >= 2, timeout=30)
@@ -108,7 +109,7 @@ class GatedPipeline:
 @pytest.mark.redis
 @pytest.mark.postgres
 def test_twenty_triggers_around_a_redis_restart_start_exactly_one_run(
-    config: Callable[..., Any], make_client: Callable[..., Any], redis_server: Any, postgres_schema: str,
+    service_config: Callable[..., Any], make_client: Callable[..., Any], redis_server: Any, postgres_schema: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two replicas on one PostgreSQL and one Redis. One trigger starts a run; 19 more, spread over
@@ -119,7 +120,7 @@ def test_twenty_triggers_around_a_redis_restart_start_exactly_one_run(
 
     fake = GatedPipeline()
     monkeypatch.setattr(jobs, "execute_pipeline", fake)
-    cfg = config(queue={"url": redis_server.url, "recovery_interval_s": 0.5})
+    cfg = service_config(queue={"url": redis_server.url, "recovery_interval_s": 0.5})
     stores = [Store(POSTGRES_URL, schema=postgres_schema) for _ in range(2)]
     try:
         replicas = [make_client(cfg, store=store, defender=FakeDefender(), battle_threads=1) for store in stores]
@@ -166,7 +167,7 @@ def test_twenty_triggers_around_a_redis_restart_start_exactly_one_run(
 
 @pytest.mark.postgres
 def test_postgres_stopped_for_30s_mid_battle_every_battle_completes(
-    config: Callable[..., Any], make_client: Callable[..., Any], pg: Any,
+    service_config: Callable[..., Any], make_client: Callable[..., Any], pg: Any,
 ) -> None:
     """The private PostgreSQL stopped for 30 s (a managed failover takes about 25 s) while two battles
     play and one waits: the battles' store calls retry within storage.retry_window_s (90 s), none fails,
@@ -176,7 +177,7 @@ def test_postgres_stopped_for_30s_mid_battle_every_battle_completes(
 
     store = Store(pg.url, schema=f"outage_{uuid.uuid4().hex[:12]}", reconnect_timeout_s=2.0)
     try:
-        cfg = config(attack={"batch_size": BATCH})
+        cfg = service_config(attack={"batch_size": BATCH})
         client = make_client(cfg, store=store, defender=FakeDefender(delay_s=0.1), battle_threads=2)
         battles = _start_battles(client, 3)
         wait_for(lambda: sum(_battle(client, b)["progress"]["rounds_completed"] > 0 for b in battles) >= 2,

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import FakeDefender
+from support.api import FakeDefender
+
 from .servers import PrivatePostgres
 
 pytestmark = pytest.mark.postgres

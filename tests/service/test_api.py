@@ -16,8 +16,7 @@ import pytest
 from content_arena.queue import MemoryBackend, battle_progress_key
 from content_arena.service.batching import MicroBatcher
 from content_arena.service.quality import invalidate_quality_report
-
-from .helpers import ADMIN, READ, FakeDefender, wait_battle, wait_for
+from support.api import ADMIN, READ, FakeDefender, wait_battle, wait_for
 
 METRIC_NAMES = (
     "arena_rounds_total", "arena_evasion_rate", "arena_defender_f1", "arena_pipeline_runs_total",
@@ -283,8 +282,7 @@ def test_battles_runs_and_quality_on_postgres(service_config: Any, make_client: 
     """The same flow on the real PostgreSQL (per-test schema); the pipeline run function is a FAKE here."""
     from content_arena.service import jobs
     from content_arena.store import open_store
-
-    from .helpers import POSTGRES_URL
+    from support.backends import POSTGRES_URL
 
     store = open_store(POSTGRES_URL, schema=postgres_schema)
     monkeypatch.setattr(jobs, "execute_pipeline", lambda cfg: {"challenger": None, "promoted": False, "seconds": 1.0})

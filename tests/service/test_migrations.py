@@ -1,5 +1,6 @@
-"""The Alembic baseline: it builds the schema the ORM and the service expect, on SQLite and PostgreSQL,
-adopts a database open_store already created, and runs from `arena db upgrade`."""
+"""The Alembic migrations: they build the schema the ORM and the side tables expect (pipeline_runs, alerts,
+live_samples), on SQLite and PostgreSQL, adopt a database open_store and the service already created,
+and run from `arena db upgrade`."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ import yaml
 from sqlalchemy import MetaData, create_engine, inspect
 from sqlalchemy.pool import NullPool
 
+from content_arena.live_samples import LiveSampleStore
+from content_arena.monitoring import ReviewCandidate
+from content_arena.service.alerts import AlertIn, AlertStore
 from content_arena.service.runs import PipelineRunStore
 from content_arena.store import normalize_url, open_store
 from content_arena.store.migrations import current_revision, upgrade
+from support.backends import POSTGRES_URL
 
-from .helpers import POSTGRES_URL
-
-TABLES = {"alembic_version", "battles", "battle_rounds", "model_metadata", "training_data", "pipeline_runs"}
+TABLES = {"alembic_version", "battles", "battle_rounds", "model_metadata", "training_data", "pipeline_runs", "alerts",
+          "live_samples"}
+HEAD = "0002"
 
 
 def schema_differences(url: str, schema: str | None = None) -> list[Any]:
@@ -26,11 +31,11 @@ def schema_differences(url: str, schema: str | None = None) -> list[Any]:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from content_arena.service.runs import metadata as runs_metadata
     from content_arena.store.models import Base
+    from content_arena.store.side_tables import metadata as side_metadata
 
     combined = MetaData()
-    for table in (*Base.metadata.tables.values(), *runs_metadata.tables.values()):
+    for table in (*Base.metadata.tables.values(), *side_metadata.tables.values()):
         table.to_metadata(combined)
     connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
     engine = create_engine(normalize_url(url), poolclass=NullPool, connect_args=connect_args)
@@ -54,26 +59,33 @@ def exercise_store(url: str, schema: str | None = None) -> None:
         run_id = runs.create(requested_by="test")
         assert runs.mark_completed(run_id, {"promoted": False}, "pass")
         assert runs.get(run_id).summary == {"promoted": False}
+        alerts = AlertStore(store)
+        alerts.record(AlertIn(status="firing", labels={"alertname": "ArenaScoreDrift", "rollback": "true"}), "recorded",
+                      None)
+        assert alerts.list()[0]["alertname"] == "ArenaScoreDrift"
+        samples = LiveSampleStore(store)
+        assert samples.add([ReviewCandidate("검토할 문장", 0.49, 0.5, "1", "near_threshold", ["jamo"])]) == 1
+        assert samples.list()[0].kinds == ["jamo"]
     finally:
         store.close()
 
 
 def test_upgrade_builds_the_schema_on_sqlite(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh' / 'arena.db'}"
-    assert upgrade(url) == "0001"
+    assert upgrade(url) == HEAD
     engine = create_engine(url)
     assert set(inspect(engine).get_table_names()) == TABLES
     engine.dispose()
     assert schema_differences(url) == []
-    assert upgrade(url) == "0001"  # idempotent
+    assert upgrade(url) == HEAD  # idempotent
     exercise_store(url)
 
 
 def test_upgrade_adopts_a_database_open_store_created(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'arena.db'}"
-    exercise_store(url)  # create_all made the tables and one battle
+    exercise_store(url)  # create_all and the side tables' start-up made the tables, with one row each
     assert current_revision(url) is None
-    assert upgrade(url) == "0001"
+    assert upgrade(url) == HEAD
     store = open_store(url)
     assert len(store.list_battles()) == 1
     store.close()
@@ -82,8 +94,14 @@ def test_upgrade_adopts_a_database_open_store_created(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_upgrade_builds_the_schema_on_postgres(postgres_schema: str) -> None:
-    assert upgrade(POSTGRES_URL, schema=postgres_schema) == "0001"
-    assert current_revision(POSTGRES_URL, schema=postgres_schema) == "0001"
+    assert upgrade(POSTGRES_URL, schema=postgres_schema) == HEAD
+    assert current_revision(POSTGRES_URL, schema=postgres_schema) == HEAD
+    engine = create_engine(normalize_url(POSTGRES_URL), poolclass=NullPool,
+                           connect_args={"options": f"-csearch_path={postgres_schema}"})
+    try:
+        assert set(inspect(engine).get_table_names()) == TABLES
+    finally:
+        engine.dispose()
     assert schema_differences(POSTGRES_URL, postgres_schema) == []
     exercise_store(POSTGRES_URL, schema=postgres_schema)
 
@@ -99,8 +117,20 @@ def test_arena_db_upgrade_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     config.write_text(yaml.safe_dump({"home": str(tmp_path / ".arena")}))
     result = CliRunner().invoke(app, ["db", "upgrade", "--config", str(config)])
     assert result.exit_code == 0, result.output
-    assert "database at revision 0001" in result.output
-    assert current_revision(f"sqlite:///{tmp_path / '.arena' / 'arena.db'}") == "0001"
+    assert f"database at revision {HEAD}" in result.output
+    assert current_revision(f"sqlite:///{tmp_path / '.arena' / 'arena.db'}") == HEAD
     config.write_text(yaml.safe_dump({"home": str(tmp_path), "storage": {"url": "mysql://nope"}}))
     failed = CliRunner().invoke(app, ["db", "upgrade", "--config", str(config)])
     assert failed.exit_code == 2 and "error: database upgrade failed" in failed.output
+
+
+def test_upgrade_from_the_baseline_adds_the_side_tables(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'arena.db'}"
+    assert upgrade(url, revision="0001") == "0001"
+    engine = create_engine(url)
+    assert not {"alerts", "live_samples"} & set(inspect(engine).get_table_names())
+    assert upgrade(url) == HEAD
+    assert set(inspect(engine).get_table_names()) == TABLES
+    engine.dispose()
+    assert schema_differences(url) == []
+    exercise_store(url)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from .helpers import ADMIN, READ, READ_TOKEN, wait_battle, wait_for
+from support.api import ADMIN, READ, READ_TOKEN, wait_battle, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import pytest
 
 from content_arena.monitoring import score_reference
 from content_arena.service import jobs
+from support.api import ADMIN, READ, FakeDefender, wait_for
 
-from .helpers import ADMIN, READ, FakeDefender, wait_for
 from .test_pipeline_trigger import GatedPipeline
 
 

@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 
 from content_arena.monitoring import score_reference
-
-from .helpers import READ, FakeDefender
+from support.api import READ, FakeDefender
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (apt-get install -y prometheus)")

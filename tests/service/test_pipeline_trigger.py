@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from content_arena.service import jobs
-
-from .helpers import ADMIN, READ, wait_for
+from support.api import ADMIN, READ, wait_for
 
 
 class GatedPipeline:
@@ -78,7 +77,7 @@ def test_twenty_concurrent_triggers_start_exactly_one_run(service_config: Any, m
     """Uses a FAKE pipeline run function: this test is about trigger concurrency only."""
     fake = GatedPipeline()
     monkeypatch.setattr(jobs, "execute_pipeline", fake)
-    from .helpers import FakeDefender
+    from support.api import FakeDefender
 
     client = make_client(service_config(), defender=FakeDefender(), battle_threads=1)
     check_exactly_one_run([client], fake)
@@ -90,7 +89,7 @@ def test_twenty_concurrent_triggers_on_two_replicas_share_the_redis_lock(
 ) -> None:
     """Uses a FAKE pipeline run function: this test is about trigger concurrency only. Two app instances
     (replicas) on one store and one Redis; triggers alternate between them."""
-    from .helpers import FakeDefender
+    from support.api import FakeDefender
 
     fake = GatedPipeline()
     monkeypatch.setattr(jobs, "execute_pipeline", fake)
@@ -105,7 +104,7 @@ def test_twenty_concurrent_triggers_on_two_replicas_share_the_redis_lock(
 def test_failed_run_is_recorded_and_frees_the_lock(service_config: Any, make_client: Any,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Uses a FAKE pipeline run function that raises."""
-    from .helpers import FakeDefender
+    from support.api import FakeDefender
 
     def broken(cfg: Any) -> dict[str, Any]:
         raise RuntimeError("registry unreachable\nsecond line with details")

@@ -18,8 +18,7 @@ from content_arena.service.jobs import WorkerPool, recover_orphans
 from content_arena.service.metrics import ArenaMetrics
 from content_arena.service.runs import PipelineRunStore
 from content_arena.store import open_store
-
-from .helpers import ADMIN, READ, FakeDefender, wait_battle, wait_for
+from support.api import ADMIN, READ, FakeDefender, wait_battle, wait_for
 
 # A worker process: plays a 600-round battle against a slow fake defender (version "7") in the
 # configured store and prints the battle id. The test kills it with SIGKILL part-way through.

@@ -12,8 +12,7 @@ import pytest
 
 from content_arena.config import ConfigError
 from content_arena.service.security import TokenTable
-
-from .helpers import ADMIN, ADMIN_TOKEN, READ, FakeDefender, wait_for
+from support.api import ADMIN, ADMIN_TOKEN, READ, FakeDefender, wait_for
 
 ADMIN_ONLY = [
     ("post", "/api/v1/battles", {"rounds": 5}),

@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from content_arena.service import jobs
-
-from .helpers import ADMIN, READ, FakeDefender, wait_for
+from support.api import ADMIN, READ, FakeDefender, wait_for
 
 
 def test_trigger_passes_cycles_to_the_run_and_refuses_bad_values(service_config: Any, make_client: Any,

@@ -163,7 +163,17 @@ def _collapse(text: str) -> str:
 @lru_cache(maxsize=65_536)
 def reading_key(text: str) -> str:
     """What a reader hears in ``text``, as a short Latin key (see the module docstring)."""
-    text = _normalize(text)
+    return _key_of(_normalize(text))
+
+
+@lru_cache(maxsize=65_536)
+def normalized_reading_key(text: str) -> str:
+    """:func:`reading_key` of a text that has been through the defender's normaliser already (the word
+    recogniser's words): the same key without normalising it a second time."""
+    return _key_of(text)
+
+
+def _key_of(text: str) -> str:
     if any(_is_syllable(c) or _is_jamo(c) for c in text):
         key = _korean_key(text)
     else:

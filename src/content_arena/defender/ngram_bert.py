@@ -1,29 +1,29 @@
-"""The default defender architecture: a small BERT encoder plus a hashed token n-gram branch.
+"""The default defender architecture: a hashed token n-gram branch, optionally under a small BERT encoder.
 
-A BERT-style encoder trained from scratch on a few thousand labelled comments memorises them
-(train loss near zero by epoch 2) and generalises no better than a bag of character n-grams: on a
-BEEP! split it scored F1 0.75 / AUROC 0.77 where a char 1-4-gram TF-IDF logistic regression scored
-0.78 / 0.82. A linear bag of n-grams is the part that generalises from little data, so the model
-carries one inside it: the token ids are hashed into unigram, bigram and trigram buckets, their
-embeddings are pooled (fastText-style) and a linear head turns the pooled vector into logits that are
-added to the encoder's. New models pool with IDF weights and an L2 norm, as a TF-IDF vector is built
-(``ngram_pooling="idf"``; the IDF table is computed from the training corpus and saved with the
-weights); models saved before that average (``"mean"``). On the BEEP! split the IDF pooling moved
-held-out AUROC from 0.793 to 0.807. N-grams found in fewer than ``ngram_min_df`` texts of that corpus get
-weight 0 (see :class:`NgramBertConfig`), so garbling a text cannot dilute the n-grams the model knows; a
-challenger gives weight to its own training texts' n-grams (:meth:`~NgramBertForSequenceClassification.extend_ngram_idf`).
-With a small byte-level BPE vocabulary the tokens are close to characters, so the branch is close to a
-character n-gram model.
+A BERT-style encoder trained from scratch on a few thousand labelled comments memorises them within two
+epochs and generalises no better than a bag of character n-grams; a linear bag of n-grams is the part
+that generalises from little data. So the model is one: the token ids are hashed into unigram, bigram
+and trigram buckets, their embeddings are pooled and a linear head turns the pooled vector into logits.
+With a character tokenizer (the default) or a small byte-level BPE vocabulary the tokens are close to
+characters, so the branch is a character n-gram model.
+
+Pooling (``ngram_pooling``): "idf" weights each n-gram by its inverse document frequency in the
+training corpus and L2-normalises, as a TF-IDF vector is built (the IDF table is saved with the
+weights); "mean" averages, as models saved before pooling was configurable do. N-grams found in fewer
+than ``ngram_min_df`` texts of that corpus weigh nothing (see :class:`NgramBertConfig`), so garbling a
+text cannot dilute the n-grams the model knows; a challenger gives weight to its own training texts'
+n-grams (:meth:`~NgramBertForSequenceClassification.extend_ngram_idf`).
 
 Because the n-grams are computed from ``input_ids`` inside ``forward``, the model keeps the plain
 ``input_ids``/``attention_mask`` interface: the defender, ``transformers.pipeline()``, the KServe
 runtime and LoRA (which adapts ``ngram_embeddings`` like the token embeddings) need nothing new.
 
-Training runs in two stages (see :func:`content_arena.training.train_champion`): the n-gram branch
-alone first (``branches = "ngram"``), then the encoder with the branch frozen, learning what the
-bag of n-grams misses. When the encoder does not earn its cost on validation, the model is saved
-with ``use_encoder = False``: its forward pass is the n-gram branch alone (on BEEP! the encoder's
-epochs never beat the branch, and skipping it made scoring 5.6x faster with identical scores).
+``use_encoder`` says whether a BERT encoder adds its logits to the branch's. Built from config without
+one (``model.encoder`` false, the default), the model has no transformer layers at all. With one,
+training runs in two stages (see :func:`content_arena.training.train_champion`): the branch alone first
+(``branches = "ngram"``), then the encoder with the branch frozen, learning what the bag of n-grams
+misses; an encoder that does not earn its cost on validation is switched off (``use_encoder`` false)
+and its weights, kept in the file, never run.
 """
 
 from __future__ import annotations
@@ -226,6 +226,46 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
             norm = weights.sum(dim=1, keepdim=True).clamp(min=1.0)
         return buckets, weights / norm
 
+    def _plain_branch(self) -> bool:
+        """Whether the table and the head are plain modules (not wrapped by an adapter being trained)."""
+        return type(self.ngram_embeddings) is nn.Embedding and type(self.ngram_classifier) is nn.Linear
+
+    def _branch_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The branch's logits at inference, from :meth:`_bucket_rows` (the same numbers as the head applied
+        to :meth:`ngram_features` with dropout off)."""
+        if self.config.ngram_pooling != "idf" or self.config.ngram_fold:
+            buckets, weights = self.ngram_pooling_weights(input_ids, attention_mask)
+            return nn.functional.embedding_bag(buckets, self._bucket_rows()[:, 1:], per_sample_weights=weights,
+                                               mode="sum") + self.ngram_classifier.bias
+        buckets, real = hash_ngrams(input_ids, attention_mask, self.config.ngram_orders, self.config.ngram_buckets)
+        rows = self._bucket_rows()[buckets] * real.unsqueeze(-1).to(self.ngram_idf.dtype)
+        norm = rows[..., 0].pow(2).sum(dim=1, keepdim=True).sqrt().clamp(min=1e-6)
+        return rows[..., 1:].sum(dim=1) / norm + self.ngram_classifier.bias
+
+    def _bucket_rows(self) -> torch.Tensor:
+        """``(buckets, 1 + num_labels)``: each bucket's IDF (1 with mean pooling), then its IDF times its
+        embedding through the head's weights.
+
+        The head is linear and dropout is off at inference, so pooling these rows gives the same logits as
+        pooling the embeddings and applying the head, while reading one short row per n-gram (weight and
+        logits side by side) instead of an IDF entry and an embedding of ``ngram_dim`` numbers. Kept until
+        the table, the head or the IDF change (a load, a merge, a challenger's new n-grams).
+        """
+        table, head = self.ngram_embeddings.weight, self.ngram_classifier.weight
+        idf = getattr(self, "ngram_idf", None)
+        key = (table.data_ptr(), table._version, head.data_ptr(), head._version, table.dtype,
+               None if idf is None else (idf.data_ptr(), idf._version))
+        cached = getattr(self, "_bucket_rows_cache", None)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                logits = table @ head.t()
+                weight = (idf if idf is not None else torch.ones(len(table), device=table.device)).to(logits.dtype)
+                if self.config.ngram_pooling == "idf" and not self.config.ngram_fold:
+                    logits = logits * weight.unsqueeze(1)
+                cached = (key, torch.cat([weight.unsqueeze(1), logits], dim=1).contiguous())
+            self._bucket_rows_cache = cached
+        return cached[1]
+
     def ngram_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """A text's n-gram embeddings pooled into ``(batch, ngram_dim)`` (see :meth:`ngram_pooling_weights`)."""
         buckets, weights = self.ngram_pooling_weights(input_ids, attention_mask)
@@ -248,9 +288,12 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
             raise ValueError("NgramBertForSequenceClassification needs input_ids (n-grams are hashed from them)")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        encoder_runs = self.branches != "ngram" and self.config.use_encoder
+        if not encoder_runs and not self.training and not torch.is_grad_enabled() and self._plain_branch():
+            return SequenceClassifierOutput(logits=self._branch_logits(input_ids, attention_mask))
         logits = self.ngram_classifier(self.ngram_dropout(self.ngram_features(input_ids, attention_mask)))
         hidden_states = attentions = None
-        if self.branches != "ngram" and self.config.use_encoder:
+        if encoder_runs:
             kwargs.pop("return_dict", None)
             encoded = super().forward(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
             logits = encoded.logits + logits.to(encoded.logits.dtype)

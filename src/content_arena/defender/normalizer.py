@@ -12,6 +12,11 @@
 4. **lowercase**, then **homoglyph folding**: Cyrillic/Greek letters that look like Latin ones become
    those Latin letters (``рһ`` -> ``ph``). This also rewrites genuine Cyrillic/Greek words; the
    defender targets Korean/English, where such letters are nearly always an evasion;
+   **look-alike jamo**: where a character drawn like a jamo stands beside a jamo, it is read as that
+   jamo and the jamo are recomposed (``ㅈ⊥ㅎ은`` -> ``좋은``, ``ㄹT`` -> ``루``, ``Lㅔ`` -> ``네``, ``0ㅛ`` ->
+   ``요``, ``人ㅔ`` -> ``세``): a vowel reading after a consonant jamo, inside a word for a digit or
+   symbol (``ㅋㅋㅋ!`` stays); a consonant reading beside a vowel jamo; a Latin letter only when it stands
+   alone (``ㅈrkxdms`` is keys typed in Korean mode, step 7). This step repeats with steps 5-8;
 5. **whitespace**: every run of whitespace becomes one space, ends are trimmed;
 6. **spaced-out words** (conservative): separators are removed only *between single characters* -
    a run of at least 3 single Hangul syllables all separated by the same separator (``시 발 놈``,
@@ -26,17 +31,29 @@
    is gone by then, so tense consonants come back plain (``Tlqkf`` -> ``시발``). English words that
    happen to spell syllables are rewritten too: in 42k BEEP! comments, 24 of 2,049 Latin words were
    (``always``, ``girl``, ``rock``); texts without Hangul are never touched;
-8. **symbols inside Hangul words**: 1-3 separator symbols (``. , * _ - ~ · • / | + ^ = : ;``, no
-   space) directly between two syllables are removed: ``씨_발_놈아`` -> ``씨발놈아``, ``병/신`` ->
-   ``병신``. Clean text pays a little: ``한·미`` becomes ``한미``, ``했다.그리고`` becomes ``했다그리고``.
-   A space splitting a word (``국 정감사``) is beyond this step: undoing it needs a dictionary;
+8. **symbols inside words**: 1-3 characters that are neither letters, digits nor spaces (punctuation,
+   symbols, emoji, stray combining marks) written directly between two letters of a word (Hangul,
+   jamo or Latin) are removed: ``씨@발`` -> ``씨발``, ``병♡신`` -> ``병신``, ``f!uck`` -> ``fuck``; a Latin
+   letter written three or more times in a row is written once (``fuuuck`` -> ``fuck``). Clean text pays
+   a little: ``don't`` becomes ``dont``, ``했다.그리고`` becomes ``했다그리고``, ``a...b`` keeps its dots
+   only because there are more than three. A space splitting a word (``국 정감사``) is beyond this step:
+   undoing it needs a dictionary;
 9. **Latin inside Hangul words**, in texts that contain Hangul: a consonant jamo followed by one
    Latin or digit look-alike of a vowel becomes the syllable a reader sees (``ㅅ1발`` -> ``시발``,
    ``ㄴr`` -> ``나``; ``1 l i |`` read as ``ㅣ``, ``r`` as ``ㅏ``), and a Latin run written directly
    against a syllable is read back as romanised Korean when it splits into romanised syllables
-   (:func:`content_arena.hangul.read_romanized`: ``시bal`` -> ``시발``, ``누구nya`` -> ``누구냐``).
-   Runs that do not split (``pc방``, ``tv를``) stay; an English word glued to a particle
-   (``game을``) is read as Korean too, a small change to clean text beside the respellings recovered.
+   (:func:`content_arena.hangul.read_romanized`: ``시bal`` -> ``시발``, ``누구nya`` -> ``누구냐``), as is a
+   Latin word of its own that reads as two syllables or more (``ssibal`` -> ``씨발``, ``byungsin`` ->
+   ``븅신``). Runs that do not split (``pc방``, ``tv를``) stay; an English word in a Korean text is read
+   as Korean too when it splits (``game을`` -> ``가메을``): the same word is read the same way in
+   training and in use, so it costs a little clean signal, beside the respellings recovered;
+10. **drawn-out syllables**, in texts that contain Hangul (:func:`content_arena.hangul.collapse_elongation`):
+    an open syllable followed by silent-ㅇ syllables that repeat its vowel is folded back
+    (``벼어엉신`` -> ``병신``, ``새애애끼`` -> ``새끼``); a few clean words fold too (``나아가다`` -> ``나가다``).
+
+Steps 5-10 repeat until the text stops changing: a word read back can complete a spaced-out run, a
+removed symbol can join a drawn-out syllable. Every change shortens the text or turns Latin into
+Hangul, so the repetition ends, usually after one pass.
 
 The result is idempotent (``normalize(normalize(x)) == normalize(x)``) for every string, and
 :func:`normalize` never raises on ``str`` input.
@@ -49,9 +66,11 @@ import unicodedata
 from collections.abc import Iterable
 
 from content_arena.hangul import (
+    COMPAT_FINALS,
     COMPAT_INITIALS,
     COMPAT_MEDIALS,
     HALFWIDTH_TO_COMPAT,
+    collapse_elongation,
     compose_syllable,
     has_hangul_syllable,
     is_syllable,
@@ -125,6 +144,23 @@ def _any_of(table: dict[int, str | None]) -> re.Pattern[str]:
 _PRE_CHARS = _any_of(_PRE_TABLE)
 _FOLD_CHARS = _any_of(_FOLD_TABLE)
 
+#: What :func:`normalize_many_with_kinds` reports a step changed; bit ``i`` of a kind mask is ``NORMALIZATION_KINDS[i]``.
+#: ``invisible``: step 1 deleted characters; ``conjoining_jamo``: conjoining (NFD) jamo were composed;
+#: ``jamo``: compatibility or half-width jamo were recomposed; ``homoglyph``: look-alikes folded (step 4) or
+#: compatibility forms folded by NFKC (full-width, mathematical letters); ``separators``: steps 6 and 8;
+#: ``keyboard``: step 7; ``romanized``: step 9 and the look-alike jamo of step 4; ``elongation``: drawn-out
+#: letters or syllables (steps 8 and 10).
+NORMALIZATION_KINDS: tuple[str, ...] = (
+    "invisible", "conjoining_jamo", "jamo", "homoglyph", "separators", "keyboard", "romanized", "elongation",
+)
+_KIND_BIT = {kind: 1 << i for i, kind in enumerate(NORMALIZATION_KINDS)}
+(_INVISIBLE, _CONJOINING_JAMO, _JAMO, _HOMOGLYPH, _SEPARATORS, _KEYBOARD, _ROMANIZED, _ELONGATION) = (
+    _KIND_BIT[kind] for kind in NORMALIZATION_KINDS)
+_CONJOINING = re.compile("[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]")
+_COMPAT_OR_HALFWIDTH_JAMO = re.compile("[\u3131-\u318e\uffa1-\uffdc]")
+_HALFWIDTH_JAMO = re.compile("[\uffa1-\uffdc]")
+
+
 _COMPAT_JAMO_SPLIT = re.compile("([\u3131-\u318e]+)")
 _LATIN_LETTER = re.compile("[a-z]")
 _SEPARATOR = r"[ .,*_\-~·•/|+^=:;]{1,3}"
@@ -146,7 +182,12 @@ def _join_blank(match: re.Match[str]) -> str:
     return match.group().replace(" ", "")
 
 
-_INNER_SYMBOLS = re.compile(r"(?<=[\uac00-\ud7a3])[.,*_\-~·•/|+^=:;]{1,3}(?=[\uac00-\ud7a3])")
+# Step 6b: 1-3 characters that are neither letters, digits nor spaces (punctuation, symbols, emoji,
+# stray combining marks), written directly between two letters of one word.
+_WORD_LETTER = "a-z\uac00-\ud7a3\u3131-\u318e"
+_SYMBOLS_IN_WORD = re.compile(rf"(?<=[{_WORD_LETTER}])(?:[^\w\s]|_){{1,3}}(?=[{_WORD_LETTER}])")
+# Step 6c: a Latin letter written three or more times in a row (no English word has one).
+_LATIN_RUN = re.compile(r"([a-z])\1{2,}")
 _KEYBOARD_WORD = re.compile(r"(?<![0-9a-z])[a-z]{4,}(?![0-9a-z])")
 
 
@@ -155,6 +196,7 @@ _KEYBOARD_WORD = re.compile(r"(?<![0-9a-z])[a-z]{4,}(?![0-9a-z])")
 _VOWEL_LOOKALIKES = {"1": "ㅣ", "l": "ㅣ", "i": "ㅣ", "|": "ㅣ", "r": "ㅏ"}
 _JAMO_LOOKALIKE = re.compile(f"([{COMPAT_INITIALS}])([{re.escape(''.join(_VOWEL_LOOKALIKES))}])(?![a-z])")
 _LATIN_BY_SYLLABLE = re.compile("(?<=[\uac00-\ud7a3])[a-z]+|[a-z]+(?=[\uac00-\ud7a3])")
+_LATIN_WORD = re.compile("(?<![0-9a-z\uac00-\ud7a3])[a-z]{3,}(?![0-9a-z\uac00-\ud7a3])")
 
 
 def _read_lookalike(match: re.Match[str]) -> str:
@@ -164,6 +206,12 @@ def _read_lookalike(match: re.Match[str]) -> str:
 
 def _read_latin_run(match: re.Match[str]) -> str:
     return read_romanized(match.group()) or match.group()
+
+
+def _read_latin_word(match: re.Match[str]) -> str:
+    # Two syllables at least: a one-syllable reading is as likely an English word (go, man, son).
+    hangul = read_romanized(match.group())
+    return hangul if hangul is not None and len(hangul) >= 2 else match.group()
 
 
 def _common_syllables(text: str) -> bool:
@@ -194,16 +242,158 @@ def _nfkc_keeping_compat_jamo(text: str) -> str:
     return "".join(parts)
 
 
-def _finish(text: str, latin: bool) -> str:
-    """Steps 5-6, shared by the ASCII fast path and the general path (``latin``: ``text`` has a-z)."""
+# Step 4b: characters drawn like a jamo, read as that jamo where they stand beside one (after lowercasing,
+# so L is l and T is t). A vowel reading applies after a consonant jamo (ㅅl, ㅈ⊥, ㄹt); a consonant
+# reading before a vowel jamo (lㅔ, 0ㅛ, 人ㅔ) or after one (ㅇㅕo).
+_SHAPE_VOWELS = {
+    "ト": "ㅏ", "├": "ㅏ", "┣": "ㅏ", "r": "ㅏ", "┤": "ㅓ", "┫": "ㅓ", "⊥": "ㅗ", "丄": "ㅗ", "t": "ㅜ", "┬": "ㅜ",
+    "丅": "ㅜ", "π": "ㅠ", "一": "ㅡ", "ー": "ㅡ", "—": "ㅡ", "l": "ㅣ", "1": "ㅣ", "|": "ㅣ", "i": "ㅣ", "!": "ㅣ",
+    "h": "ㅐ",
+}
+_SHAPE_CONSONANTS = {
+    "7": "ㄱ", "l": "ㄴ", "2": "ㄹ", "己": "ㄹ", "口": "ㅁ", "ロ": "ㅁ", "人": "ㅅ", "ス": "ㅈ", "0": "ㅇ", "o": "ㅇ",
+}
+_CONSONANT_JAMO = frozenset(COMPAT_INITIALS) | frozenset(f for f in COMPAT_FINALS if f)
+_VOWEL_JAMO = frozenset(COMPAT_MEDIALS)
+_SHAPES = "".join(sorted(set(_SHAPE_VOWELS) | set(_SHAPE_CONSONANTS)))
+_ANY_COMPAT_JAMO = re.compile("[\u3131-\u318e]")
+_HANGUL_CHAR = re.compile("[\u3131-\u318e\uac00-\ud7a3]")
+_SHAPE_BY_JAMO = re.compile(f"(?<=[\u3131-\u318e])[{re.escape(_SHAPES)}]|[{re.escape(_SHAPES)}](?=[\u3131-\u318e])")
+
+
+def _read_shape(match: re.Match[str]) -> str:
+    char, text, at = match.group(), match.string, match.start()
+    left = text[at - 1] if at else ""
+    right = text[at + 1] if at + 1 < len(text) else ""
+    if char.isascii() and char.isalpha() and (left.isascii() and left.isalpha() or right.isascii() and right.isalpha()):
+        return char  # a letter of a Latin word (ㅈrkxdms: keys typed in Korean mode), not a lone look-alike
+    vowel, consonant = _SHAPE_VOWELS.get(char), _SHAPE_CONSONANTS.get(char)
+    # A digit or symbol ends a word often (ㅋㅋㅋ!, ㅎㅎ1): read as a vowel only inside a Hangul word.
+    inside = char.isalpha() or _HANGUL_CHAR.match(right) is not None
+    if vowel and left in _CONSONANT_JAMO and inside:
+        return vowel
+    if consonant and (right in _VOWEL_JAMO or left in _VOWEL_JAMO):
+        return consonant
+    return char
+
+
+def _read_shapes(text: str, recompose: bool) -> str:
+    """Step 4b on a lowercased text: look-alikes beside jamo read as jamo, then the jamo recomposed when
+    any was read or ``recompose`` says an earlier step may have brought jamo together (ㄱ-ㅡ -> 그)."""
+    if _ANY_COMPAT_JAMO.search(text) is None:
+        return text
+    read = _SHAPE_BY_JAMO.sub(_read_shape, text)
+    if read is text and not recompose:
+        return text
+    read = recompose_jamo(read)
+    return text if read == text else read
+
+
+def _finish(text: str, latin: bool, mask: int = 0) -> tuple[str, int]:
+    """Steps 5, 6 and 8, repeated until nothing changes (a join can make a new run of three letters,
+    a removed symbol a new drawn-out letter). ``latin``: ``text`` has a-z. Returns the text and ``mask``
+    with the kinds of change made."""
     # str.split() and regex \s agree on what whitespace is (both Py_UNICODE_ISSPACE).
     text = " ".join(text.split())
-    if " " in text or not text.isalnum():
-        text = _SPACED_HANGUL.sub(_join_singles, text)
+    again = False  # jamo are composed before this step; only a change made here can bring new ones together
+    while True:
+        before = text
+        read = _read_shapes(text, again)
+        if read is not text:
+            mask |= _ROMANIZED  # look-alikes read back, as step 9 reads them
+            text = read
+        if " " in text or not text.isalnum():
+            joined = _SPACED_HANGUL.sub(_join_singles, text)
+            if latin:
+                joined = _SPACED_LATIN_SYMBOL.sub(_join_singles, joined)
+                joined = _SPACED_LATIN_BLANK.sub(_join_blank, joined)
+            joined = _SYMBOLS_IN_WORD.sub("", joined)
+            if joined != text:
+                mask |= _SEPARATORS
+                text = joined
         if latin:
-            text = _SPACED_LATIN_SYMBOL.sub(_join_singles, text)
-            text = _SPACED_LATIN_BLANK.sub(_join_blank, text)
-    return text
+            collapsed = _LATIN_RUN.sub(r"\1", text)
+            if collapsed is not text and collapsed != text:
+                mask |= _ELONGATION
+                text = collapsed
+        if text == before:
+            return text, mask
+        again = True
+
+
+def _hangul_steps(text: str, latin: bool, keyboard: bool, romanized: bool, mask: int) -> tuple[str, int]:
+    """Steps 7, 9 and 10, in that order, on a text with Hangul (see the module docstring)."""
+    if keyboard and latin:
+        decoded = _KEYBOARD_WORD.sub(_decode_keyboard_word, text)
+        if decoded != text:
+            mask |= _KEYBOARD
+            text = decoded
+    if romanized:
+        read = _JAMO_LOOKALIKE.sub(_read_lookalike, text)
+        if latin:
+            read = _LATIN_BY_SYLLABLE.sub(_read_latin_run, read)
+            read = _LATIN_WORD.sub(_read_latin_word, read)
+        if read != text:
+            mask |= _ROMANIZED
+            text = read
+    # A word read back can put a symbol between two syllables (tlqkf·놈 -> 시발·놈): the next pass of
+    # step 8 removes it.
+    collapsed = collapse_elongation(text)
+    if collapsed != text:
+        mask |= _ELONGATION
+        text = collapsed
+    return text, mask
+
+
+def _normalize(text: str, keyboard: bool, romanized: bool) -> tuple[str, int]:
+    """:func:`normalize` and the bit mask of the kinds of change it made (:data:`NORMALIZATION_KINDS`)."""
+    if text.isascii():
+        lowered = text.lower()
+        return _finish(lowered, _LATIN_LETTER.search(lowered) is not None)
+    mask = 0
+    if _PRE_CHARS.search(text):
+        stripped = text.translate(_PRE_TABLE)
+        if len(stripped) != len(text):  # half-width jamo map one to one: a shorter text lost invisibles
+            mask |= _INVISIBLE
+        if _HALFWIDTH_JAMO.search(text):
+            mask |= _JAMO
+        text = stripped
+    folded = _nfkc_keeping_compat_jamo(text)
+    recomposed = recompose_jamo(folded)
+    if folded is not text or recomposed is not folded:  # the scans below run only for texts that changed
+        conjoining = _CONJOINING.search(text) is not None
+        if folded != text:
+            if conjoining:
+                mask |= _CONJOINING_JAMO
+            if unicodedata.normalize("NFC", text) != folded:
+                mask |= _HOMOGLYPH
+        if recomposed != folded:
+            if conjoining:
+                mask |= _CONJOINING_JAMO
+            if _COMPAT_OR_HALFWIDTH_JAMO.search(text):
+                mask |= _JAMO
+    text = recomposed.lower()
+    if _FOLD_CHARS.search(text):
+        text = text.translate(_FOLD_TABLE)
+        mask |= _HOMOGLYPH
+    if not unicodedata.is_normalized("NFC", text):
+        # Lowercasing or folding can make a letter compose with the combining mark after it
+        # (Cyrillic с + U+0301 -> Latin ć, Ϊ + U+0301 -> ΐ); compose now so a second pass changes nothing.
+        text = unicodedata.normalize("NFC", text)
+    # Most Korean comments have no Latin letter: the steps that only rewrite Latin are skipped for them.
+    latin = _LATIN_LETTER.search(text) is not None
+    text, mask = _finish(text, latin, mask)
+    if not has_hangul_syllable(text):
+        return text, mask
+    # Steps 7-10 read words back as Hangul and shorten them, which can make new work for steps 5-8
+    # (a word read back can complete a spaced-out run): both repeat until the text stops changing.
+    # Every change shortens the text or turns Latin letters into Hangul, so this ends.
+    while True:
+        changed, mask = _hangul_steps(text, latin, keyboard, romanized, mask)
+        if changed == text:
+            return text, mask
+        latin = _LATIN_LETTER.search(changed) is not None
+        text, mask = _finish(changed, latin, mask)
 
 
 def normalize(text: str, *, keyboard: bool = True, romanized: bool = True) -> str:
@@ -212,34 +402,7 @@ def normalize(text: str, *, keyboard: bool = True, romanized: bool = True) -> st
     ``keyboard=False`` skips step 7 (the attacks' readability proxy compares keyboard-mode words
     through its own reverse table); ``romanized=False`` skips step 9.
     """
-    if text.isascii():
-        text = text.lower()
-        return _finish(text, _LATIN_LETTER.search(text) is not None)
-    if _PRE_CHARS.search(text):
-        text = text.translate(_PRE_TABLE)
-    text = _nfkc_keeping_compat_jamo(text)
-    text = recompose_jamo(text)
-    text = text.lower()
-    if _FOLD_CHARS.search(text):
-        text = text.translate(_FOLD_TABLE)
-    if not unicodedata.is_normalized("NFC", text):
-        # Lowercasing or folding can make a letter compose with the combining mark after it
-        # (Cyrillic с + U+0301 -> Latin ć, Ϊ + U+0301 -> ΐ); compose now so a second pass changes nothing.
-        text = unicodedata.normalize("NFC", text)
-    # Most Korean comments have no Latin letter: the steps that only rewrite Latin are skipped for them.
-    latin = _LATIN_LETTER.search(text) is not None
-    text = _finish(text, latin)
-    # Steps 7, 9 and 8 come last, in that order: the joins of step 6 can assemble a keyboard-mode word
-    # (t l q k f), and a word read back can put a symbol between two syllables (tlqkf·놈 -> 시발·놈).
-    if has_hangul_syllable(text):
-        if keyboard and latin:
-            text = _KEYBOARD_WORD.sub(_decode_keyboard_word, text)
-        if romanized:
-            text = _JAMO_LOOKALIKE.sub(_read_lookalike, text)
-            if latin:
-                text = _LATIN_BY_SYLLABLE.sub(_read_latin_run, text)
-        text = _INNER_SYMBOLS.sub("", text)
-    return text
+    return _normalize(text, keyboard, romanized)[0]
 
 
 def normalize_many(texts: Iterable[str]) -> list[str]:
@@ -247,88 +410,9 @@ def normalize_many(texts: Iterable[str]) -> list[str]:
     return [normalize(text) for text in texts]
 
 
-#: What :func:`normalize_many_with_kinds` reports a step changed; bit ``i`` of a kind mask is ``NORMALIZATION_KINDS[i]``.
-#: ``invisible``: step 1 deleted characters; ``conjoining_jamo``: conjoining (NFD) jamo were composed;
-#: ``jamo``: compatibility or half-width jamo were recomposed; ``homoglyph``: look-alikes folded (step 4) or
-#: compatibility forms folded by NFKC (full-width, mathematical letters); ``separators``: steps 6 and 8;
-#: ``keyboard``: step 7; ``romanized``: step 9.
-NORMALIZATION_KINDS: tuple[str, ...] = (
-    "invisible", "conjoining_jamo", "jamo", "homoglyph", "separators", "keyboard", "romanized",
-)
-_KIND_BIT = {kind: 1 << i for i, kind in enumerate(NORMALIZATION_KINDS)}
-_CONJOINING = re.compile("[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]")
-_COMPAT_OR_HALFWIDTH_JAMO = re.compile("[\u3131-\u318e\uffa1-\uffdc]")
-_HALFWIDTH_JAMO = re.compile("[\uffa1-\uffdc]")
-
-
-def _finish_kinds(text: str, latin: bool) -> tuple[str, bool]:
-    """:func:`_finish`, and whether step 6 joined anything (collapsing whitespace alone is no change)."""
-    text = " ".join(text.split())
-    joined = text
-    if " " in text or not text.isalnum():
-        joined = _SPACED_HANGUL.sub(_join_singles, joined)
-        if latin:
-            joined = _SPACED_LATIN_SYMBOL.sub(_join_singles, joined)
-            joined = _SPACED_LATIN_BLANK.sub(_join_blank, joined)
-    return joined, joined != text
-
-
 def normalize_with_kinds(text: str) -> tuple[str, int]:
-    """:func:`normalize` (same result, same steps) and a bit mask of the kinds of change it made (see
-    :data:`NORMALIZATION_KINDS`). A second copy of the steps, with a comparison after each: ``normalize``
-    itself stays as fast as it is; a test checks the two agree on every text."""
-    mask = 0
-    if text.isascii():
-        out, joined = _finish_kinds(text.lower(), _LATIN_LETTER.search(text) is not None)
-        return out, _KIND_BIT["separators"] if joined else 0
-    if _PRE_CHARS.search(text):
-        stripped = text.translate(_PRE_TABLE)
-        if len(stripped) != len(text):  # half-width jamo map one to one: a shorter text lost invisibles
-            mask |= _KIND_BIT["invisible"]
-        if _HALFWIDTH_JAMO.search(text):
-            mask |= _KIND_BIT["jamo"]
-        text = stripped
-    folded = _nfkc_keeping_compat_jamo(text)
-    recomposed = recompose_jamo(folded)
-    if folded is not text or recomposed is not folded:  # the scans below run only for texts that changed
-        conjoining = _CONJOINING.search(text) is not None
-        if folded != text:
-            if conjoining:
-                mask |= _KIND_BIT["conjoining_jamo"]
-            if unicodedata.normalize("NFC", text) != folded:
-                mask |= _KIND_BIT["homoglyph"]
-        if recomposed != folded:
-            if conjoining:
-                mask |= _KIND_BIT["conjoining_jamo"]
-            if _COMPAT_OR_HALFWIDTH_JAMO.search(text):
-                mask |= _KIND_BIT["jamo"]
-    text = recomposed.lower()
-    if _FOLD_CHARS.search(text):
-        text = text.translate(_FOLD_TABLE)
-        mask |= _KIND_BIT["homoglyph"]
-    if not unicodedata.is_normalized("NFC", text):
-        text = unicodedata.normalize("NFC", text)
-    latin = _LATIN_LETTER.search(text) is not None
-    text, joined = _finish_kinds(text, latin)
-    if joined:
-        mask |= _KIND_BIT["separators"]
-    if has_hangul_syllable(text):
-        if latin:
-            before = text
-            text = _KEYBOARD_WORD.sub(_decode_keyboard_word, text)
-            if text != before:
-                mask |= _KIND_BIT["keyboard"]
-        before = text
-        text = _JAMO_LOOKALIKE.sub(_read_lookalike, text)
-        if latin:
-            text = _LATIN_BY_SYLLABLE.sub(_read_latin_run, text)
-        if text != before:
-            mask |= _KIND_BIT["romanized"]
-        before = text
-        text = _INNER_SYMBOLS.sub("", text)
-        if text != before:
-            mask |= _KIND_BIT["separators"]
-    return text, mask
+    """:func:`normalize` and a bit mask of the kinds of change it made (see :data:`NORMALIZATION_KINDS`)."""
+    return _normalize(text, True, True)
 
 
 def normalize_many_with_kinds(texts: Iterable[str]) -> tuple[list[str], list[int]]:

@@ -10,7 +10,7 @@ Adversarial Misspellings with Robust Word Recognition") do with a word-recogniti
   champion was built from, with its count; it is saved beside the weights (``recognizer.json``);
 * a word found in the vocabulary is left alone, so the texts the model trained on read exactly as
   they did, and so does most clean text;
-* any other word is looked up by its reading key (:func:`~content_arena.attacks.readability.reading_key`:
+* any other word is looked up by its reading key (:func:`~content_arena.attacks.readability.normalized_reading_key`:
   what a reader hears, with look-alikes, leet digits, sound classes and repeated letters folded).
   Vocabulary words seen at least ``min_count`` times whose key is within one edit of it (found by
   symmetric deletion, then checked to be one edit away, as SymSpell does) are candidates. The closest
@@ -51,9 +51,10 @@ _MAX_WORD = 64
 
 
 def _key(word: str) -> str:
-    from content_arena.attacks.readability import reading_key  # the attacks package imports the defender's
+    # The attacks package imports the defender's; words here are normalised already.
+    from content_arena.attacks.readability import normalized_reading_key
 
-    return reading_key(word)
+    return normalized_reading_key(word)
 
 
 def _one_swap_apart(a: str, b: str) -> bool:
@@ -167,7 +168,11 @@ class WordRecognizer:
         return (held,) if isinstance(held, str) else held
 
     def clear_cache(self) -> None:
+        """Forget every lookup, the reading keys of words included (as a service meeting only new words)."""
+        from content_arena.attacks.readability import normalized_reading_key
+
         self._cache.clear()
+        normalized_reading_key.cache_clear()
 
     def __call__(self, text: str) -> str:
         """``text`` with every recognised word replaced; unchanged (same object) when none is."""

@@ -7,27 +7,27 @@ one-run rule as ``POST /pipeline/trigger``: the training lock decides, so a stor
 most one run. A canary rollout checks the recorded alerts (:func:`recorded_alert_check`) and rolls the
 canary back when one labelled ``rollback="true"`` starts firing during it.
 
-The table has its own SQLAlchemy metadata, created on the store's engine (as ``pipeline_runs``).
+The table is a side table of the store (:mod:`content_arena.store.side_tables`), as ``pipeline_runs`` is.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import JSON, Column, Connection, MetaData, String, Table, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import select
 
 from content_arena.service.routes import ADMIN, AUTH_RESPONSES
 from content_arena.service.security import Principal
 from content_arena.store import Store
-from content_arena.store.models import UtcDateTime, utc_now
+from content_arena.store.models import utc_now
+from content_arena.store.side_tables import SideTable
+from content_arena.store.side_tables import alerts as alerts_table
 
 if TYPE_CHECKING:
     from content_arena.service.context import ServiceContext
@@ -36,24 +36,6 @@ log = logging.getLogger(__name__)
 
 RETRAIN = "retrain"
 MAX_ALERTS = 1000
-
-metadata = MetaData()
-
-alerts_table = Table(
-    "alerts",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("fingerprint", String(64), index=True),
-    Column("alertname", String(200), nullable=False, index=True),
-    Column("status", String(16), nullable=False),
-    Column("labels", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
-    Column("annotations", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
-    Column("starts_at", UtcDateTime),
-    Column("ends_at", UtcDateTime),
-    Column("received_at", UtcDateTime, nullable=False, index=True),
-    Column("action", String(32), nullable=False),
-    Column("run_id", String(64)),
-)
 
 
 # -- the webhook body (Alertmanager's format, version 4) ------------------------------------------
@@ -134,19 +116,10 @@ class AlertsOut(BaseModel):
 # -- the record -----------------------------------------------------------------------------------
 
 
-class AlertStore:
-    """The ``alerts`` table on a store's database."""
+class AlertStore(SideTable):
+    """The ``alerts`` table on a store's database; every call is one transaction."""
 
-    def __init__(self, store: Store) -> None:
-        self.engine = store.engine
-        self._serial = getattr(store, "_memory_lock", None) or nullcontext()
-        with self._transaction() as connection:
-            metadata.create_all(connection, checkfirst=True)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        with self._serial, self.engine.begin() as connection:
-            yield connection
+    table = alerts_table
 
     def record(self, alert: AlertIn, action: str, run_id: str | None) -> str:
         alert_id = uuid.uuid4().hex

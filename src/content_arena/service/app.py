@@ -31,7 +31,7 @@ from content_arena.config import ArenaConfig, load_config
 from content_arena.defender import Defender, DefenderNotReady
 from content_arena.live_samples import LiveSampleStore, ReviewSampler
 from content_arena.model_registry import RegistryError
-from content_arena.monitoring import LiveMonitor, LiveSignals, StateKeys, finite, safely
+from content_arena.monitoring import LiveMonitor, LiveSignals, StateKeys, champion_f1, safely
 from content_arena.queue import QueueBackend, QueueUnavailable, open_queue
 from content_arena.service import jobs
 from content_arena.service.alerts import AlertStore
@@ -103,9 +103,7 @@ def _champion_keys(ctx: ServiceContext) -> Callable[[str, str], None]:
     def record(version: str, uri: str) -> None:
         def write() -> None:
             record = ctx.store.get_model(ctx.model_name, int(version)) if version.isdigit() else None
-            metrics = record.metrics if record is not None else {}
-            f1 = finite(metrics.get("clean_f1", metrics.get("val_f1")))
-            StateKeys(ctx.backend).champion_changed(uri, f1)
+            StateKeys(ctx.backend).champion_changed(uri, champion_f1(record.metrics if record is not None else {}))
 
         safely(write, "record the champion's keys")
 

@@ -32,6 +32,7 @@ from content_arena.attack_runner import ERROR_INTERNAL, TRANSIENT_ERRORS, battle
 from content_arena.config import ArenaConfig
 from content_arena.data import Example
 from content_arena.defender import Defender
+from content_arena.monitoring import sharing
 from content_arena.queue import (
     JobQueue,
     TrainingLock,
@@ -420,7 +421,8 @@ def queue_pipeline_run(ctx: ServiceContext, requested_by: str, cycles: int = 1,
 
 
 def _publish_battle(ctx: ServiceContext, summary: dict[str, Any], model_version: str | None) -> None:
-    """The ``battle_completed`` event and the detection-rate keys (see content_arena.monitoring)."""
+    """The ``battle_completed`` event and the detection-rate keys of a battle the API played (see
+    content_arena.monitoring; a pipeline run's battles publish from the loop's steps)."""
     from content_arena.monitoring import StateKeys, safely
 
     safely(lambda: StateKeys(ctx.backend).battle_finished(summary, model_version,
@@ -445,8 +447,10 @@ def run_pipeline_job(ctx: ServiceContext, run_id: str, cycles: int = 1, until_pa
     started = time.perf_counter()
     log.info("pipeline run %s started", run_id, extra={"run_id": run_id})
     try:
-        summary = (execute_pipeline(ctx.cfg) if cycles == 1 and not until_pass
-                   else execute_pipeline(ctx.cfg, cycles=cycles, until_pass=until_pass))
+        # The run's battles and promotions publish the monitoring keys and events on this process's queue.
+        with sharing(ctx.backend):
+            summary = (execute_pipeline(ctx.cfg) if cycles == 1 and not until_pass
+                       else execute_pipeline(ctx.cfg, cycles=cycles, until_pass=until_pass))
         decision = pipeline_decision(summary)
         ctx.runs.mark_completed(run_id, summary, decision)
         ctx.metrics.record_pipeline(summary, float(summary.get("seconds") or time.perf_counter() - started))
@@ -463,8 +467,6 @@ def run_pipeline_job(ctx: ServiceContext, run_id: str, cycles: int = 1, until_pa
         except Exception as exc:  # the lock expires by its TTL; the store says the run ended
             log.warning("pipeline run %s: could not release the training lock: %s", run_id, first_line(exc))
     log.info("pipeline run %s completed: %s", run_id, decision, extra={"run_id": run_id})
-    if summary.get("battle"):
-        _publish_battle(ctx, summary["battle"], str((summary.get("champion_before") or {}).get("version")))
     if summary.get("promoted") or summary.get("bootstrapped"):
         ctx.champion.refresh()
     return "completed"

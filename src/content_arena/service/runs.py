@@ -1,8 +1,7 @@
 """Pipeline runs started through the API: a ``pipeline_runs`` table on the store's database.
 
-The table has its own SQLAlchemy metadata (the store's tables are not the service's to change) and is
-created on the store's engine, so it lands in the same database and PostgreSQL schema. The Alembic
-revision in ``content_arena/store/migrations`` creates the same table.
+The table is a side table of the store (:mod:`content_arena.store.side_tables`): created on the store's
+engine, so it lands in the same database and PostgreSQL schema; the Alembic revisions create it too.
 
 The one-run rule lives here, not only in the Redis training lock (which a Redis restart without
 persistence forgets): :meth:`PipelineRunStore.create_if_idle` checks for a queued or running run and
@@ -13,18 +12,16 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, MetaData, String, Table, Text, select, text, update
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import select, text, update
 
 from content_arena.store import Store
-from content_arena.store.models import UtcDateTime, utc_now
-from content_arena.store.store import _WRITE_TRANSACTION
+from content_arena.store.models import utc_now
+from content_arena.store.records import Record
+from content_arena.store.side_tables import SideTable, pipeline_runs
 
 # PostgreSQL advisory lock (transaction scope) that serialises "is a run active? then insert one".
 RUN_GATE_LOCK_ID = 0x4152454E41  # "ARENA"
@@ -32,26 +29,8 @@ RUN_GATE_LOCK_ID = 0x4152454E41  # "ARENA"
 RUN_STATUSES = ("queued", "running", "completed", "failed")
 ACTIVE_STATUSES = ("queued", "running")
 
-metadata = MetaData()
-
-pipeline_runs = Table(
-    "pipeline_runs",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("status", String(16), nullable=False, index=True),
-    Column("requested_by", String(64), nullable=False),
-    Column("worker", String(128)),
-    Column("decision", String(16)),
-    Column("summary", JSON().with_variant(JSONB(), "postgresql")),
-    Column("error", Text),
-    Column("created_at", UtcDateTime, nullable=False, index=True),
-    Column("started_at", UtcDateTime),
-    Column("finished_at", UtcDateTime),
-)
-
-
 @dataclass(frozen=True)
-class PipelineRun:
+class PipelineRun(Record):
     id: str
     status: str
     requested_by: str
@@ -63,37 +42,15 @@ class PipelineRun:
     started_at: datetime | None
     finished_at: datetime | None
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
-            out[item.name] = value.isoformat() if isinstance(value, datetime) else value
-        return out
 
-
-def _record(row: Any) -> PipelineRun:
-    mapping = row._mapping
-    return PipelineRun(**{item.name: mapping[item.name] for item in fields(PipelineRun)})
-
-
-class PipelineRunStore:
+class PipelineRunStore(SideTable):
     """Create, update and read pipeline runs; every call is one transaction."""
 
-    def __init__(self, store: Store) -> None:
-        self.engine = store.engine
-        # An in-memory SQLite store is one shared connection guarded by the store's lock.
-        self._serial = getattr(store, "_memory_lock", None) or nullcontext()
-        self._gate = threading.Lock()
-        with self._transaction() as connection:
-            metadata.create_all(connection, checkfirst=True)
+    table = pipeline_runs
 
-    @contextmanager
-    def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
-        with self._serial, self.engine.connect() as connection:
-            if write:  # SQLite: BEGIN IMMEDIATE, the database's write lock from the start
-                connection.execution_options(**{_WRITE_TRANSACTION: True})
-            with connection.begin():
-                yield connection
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self._gate = threading.Lock()
 
     def create_if_idle(self, *, requested_by: str, run_id: str | None = None) -> tuple[str, PipelineRun | None]:
         """Record a queued run unless a run is queued or running.
@@ -117,7 +74,7 @@ class PipelineRunStore:
                 select(pipeline_runs).where(pipeline_runs.c.status.in_(ACTIVE_STATUSES)).limit(1)
             ).first()
             if row is not None:
-                return run_id, _record(row)
+                return run_id, PipelineRun.from_row(row)
             connection.execute(
                 pipeline_runs.insert().values(id=run_id, status="queued", requested_by=requested_by, created_at=utc_now())
             )
@@ -136,7 +93,7 @@ class PipelineRunStore:
     def get(self, run_id: str) -> PipelineRun | None:
         with self._transaction() as connection:
             row = connection.execute(select(pipeline_runs).where(pipeline_runs.c.id == run_id)).first()
-        return None if row is None else _record(row)
+        return None if row is None else PipelineRun.from_row(row)
 
     def list(self, *, limit: int = 20, offset: int = 0, status: str | None = None) -> list[PipelineRun]:
         query = select(pipeline_runs).order_by(pipeline_runs.c.created_at.desc(), pipeline_runs.c.id)
@@ -144,12 +101,12 @@ class PipelineRunStore:
             query = query.where(pipeline_runs.c.status == status)
         with self._transaction() as connection:
             rows = connection.execute(query.limit(limit).offset(offset)).all()
-        return [_record(row) for row in rows]
+        return [PipelineRun.from_row(row) for row in rows]
 
     def active(self) -> list[PipelineRun]:
         query = select(pipeline_runs).where(pipeline_runs.c.status.in_(ACTIVE_STATUSES))
         with self._transaction() as connection:
-            return [_record(row) for row in connection.execute(query).all()]
+            return [PipelineRun.from_row(row) for row in connection.execute(query).all()]
 
     def _set(self, run_id: str, *, only_if: tuple[str, ...] | None = None, **values: Any) -> bool:
         statement = update(pipeline_runs).where(pipeline_runs.c.id == run_id)

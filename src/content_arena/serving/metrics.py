@@ -9,6 +9,8 @@ collector the API exports, registered here once per process (:func:`live_signals
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import REGISTRY, Counter
 
@@ -26,12 +28,26 @@ TEXTS = Counter(
 )
 
 
-def initialise(model_name: str, revision: str) -> None:
-    """Create every series at 0, so a rate over an outcome that has not happened yet is 0, not absent."""
-    for outcome in ("ok", "error", "invalid"):
-        REQUESTS.labels(model_name, revision, outcome)
-    for verdict in ("toxic", "clean"):
-        TEXTS.labels(model_name, revision, verdict)
+OUTCOMES = ("ok", "error", "invalid")
+VERDICTS = ("toxic", "clean")
+
+
+@dataclass(frozen=True)
+class ServerSeries:
+    """The counters of one model name and revision, each label set resolved once (``.labels()`` takes a
+    lock and a dict lookup: the request path increments the children directly)."""
+
+    requests: dict[str, Any]  # outcome -> Counter child
+    texts: dict[str, Any]  # verdict -> Counter child
+
+
+def initialise(model_name: str, revision: str) -> ServerSeries:
+    """Create every series at 0, so a rate over an outcome that has not happened yet is 0, not absent;
+    returns them for the request path."""
+    return ServerSeries(
+        requests={outcome: REQUESTS.labels(model_name, revision, outcome) for outcome in OUTCOMES},
+        texts={verdict: TEXTS.labels(model_name, revision, verdict) for verdict in VERDICTS},
+    )
 
 
 _live: LiveSignals | None = None

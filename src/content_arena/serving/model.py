@@ -93,6 +93,8 @@ class DefenderModel(Model):
         self.max_text_length = max_text_length
         self.revision = os.environ.get("K_REVISION", "local")
         self.defender: TransformerDefender | None = None
+        # The request counters of this name and revision, created at 0 and resolved once.
+        self.series = metrics.initialise(self.name, self.revision)
         self._lock = threading.Lock()
         watch = getattr(config, "monitoring", None)
         self.monitor: LiveMonitor | None = None
@@ -114,7 +116,6 @@ class DefenderModel(Model):
 
         set_torch_threads(self.config.inference.torch_threads if self.config is not None else None)
         self.defender = TransformerDefender(location, name=self.name, batch_size=self.batch_size).load()
-        metrics.initialise(self.name, self.revision)
         self.ready = True
         return self.ready
 
@@ -124,12 +125,12 @@ class DefenderModel(Model):
         try:
             response = await super().__call__(body, headers=headers, verb=verb)
         except InvalidInput:
-            metrics.REQUESTS.labels(self.name, self.revision, "invalid").inc()
+            self.series.requests["invalid"].inc()
             raise
         except Exception:
-            metrics.REQUESTS.labels(self.name, self.revision, "error").inc()
+            self.series.requests["error"].inc()
             raise
-        metrics.REQUESTS.labels(self.name, self.revision, "ok").inc()
+        self.series.requests["ok"].inc()
         return response
 
     def validate(self, payload: Any) -> Any:
@@ -167,9 +168,9 @@ class DefenderModel(Model):
         defender = self._defender()
         assert batch.scores is not None
         results = defender.postprocess(batch.scores)
-        toxic = sum(1 for r in results if r["is_toxic"])
-        metrics.TEXTS.labels(self.name, self.revision, "toxic").inc(toxic)
-        metrics.TEXTS.labels(self.name, self.revision, "clean").inc(len(results) - toxic)
+        toxic = int(np.count_nonzero(batch.scores >= defender.threshold))
+        self.series.texts["toxic"].inc(toxic)
+        self.series.texts["clean"].inc(len(results) - toxic)
         if self.monitor is not None and batch.signals is not None:
             self.monitor.record(defender, [], batch.scores, batch.signals)
         if not batch.v2:

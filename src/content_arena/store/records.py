@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 BATTLE_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "failed", "stopped")
 MODEL_STATUSES: tuple[str, ...] = ("registered", "champion", "challenger", "archived", "rejected")
@@ -25,13 +25,26 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-class _Record:
+RecordT = TypeVar("RecordT", bound="Record")
+
+
+class Record:
+    """Base of the frozen dataclass records: the store's and those of the side tables
+    (:mod:`content_arena.store.side_tables`)."""
+
     def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-able values (datetimes as ISO-8601 strings, also inside dicts and lists)."""
         return {field.name: _json_value(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_row(cls: type[RecordT], row: Any) -> RecordT:
+        """The record of a SQLAlchemy row whose columns include every field (extra columns are ignored)."""
+        mapping = row._mapping
+        return cls(**{field.name: mapping[field.name] for field in dataclasses.fields(cls)})
 
 
 @dataclasses.dataclass(frozen=True)
-class BattleRecord(_Record):
+class BattleRecord(Record):
     id: str
     status: str
     model_name: str
@@ -55,7 +68,7 @@ class BattleRecord(_Record):
 
 
 @dataclasses.dataclass(frozen=True)
-class RoundRecord(_Record):
+class RoundRecord(Record):
     battle_id: str
     round_number: int
     strategy: str
@@ -70,7 +83,7 @@ class RoundRecord(_Record):
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelRecord(_Record):
+class ModelRecord(Record):
     id: int
     name: str
     version: int
@@ -86,7 +99,7 @@ class ModelRecord(_Record):
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingSample(_Record):
+class TrainingSample(Record):
     id: int
     text: str
     label: int

@@ -22,7 +22,7 @@ from content_arena.defender.token_ids import load_tokenizer
 from content_arena.monitoring import write_score_reference
 from content_arena.training.backbones import challenger_learning_rate, champion_learning_rate, load_backbone
 from content_arena.training.calibration import PolicyFit, fit_policy
-from content_arena.training.loop import EpochCallback, encode, fit, predict_scores
+from content_arena.training.loop import EpochCallback, FitResult, encode, fit, predict_scores
 from content_arena.training.lora import (
     choose_adapter_mode,
     load_for_adapter,
@@ -204,10 +204,10 @@ def _fit_ngram_branch(
     Returns the stage's history, the branch's validation metrics and, with the L-BFGS solver, the
     regularisation strength it chose (None with Adam).
 
-    Trained jointly from the start, the encoder memorises the training set within two epochs and
-    the n-gram branch, which generalises better from few examples, stops learning (BEEP!: joint
-    F1 0.74 / AUROC 0.78, staged 0.78 / 0.80). Stage 2 (the caller) trains the encoder with the
-    branch frozen and keeps only epochs that improve validation F1 on where it started.
+    Without an encoder (``model.encoder`` false, the default) this stage is the whole training. With
+    one, stage 2 (the caller) trains the encoder with the branch frozen and keeps only epochs that
+    improve on where it started: trained jointly from the start, an encoder memorises a few thousand
+    texts within two epochs and the branch, which generalises better from few examples, stops learning.
     """
     chosen_c: float | None = None
     if cfg.experimental.ngram_solver == "lbfgs":
@@ -231,8 +231,9 @@ def _fit_ngram_branch(
     # untrained encoder would otherwise add random logits) and learns only a correction to it.
     torch.nn.init.zeros_(model.classifier.weight)
     torch.nn.init.zeros_(model.classifier.bias)
-    log.info("n-gram branch fitted (%s, %s); training the encoder on top", cfg.experimental.ngram_solver,
-             ", ".join(f"{k}={v:.4f}" for k, v in best_val.items()))
+    log.info("n-gram branch fitted (%s, %s)%s", cfg.experimental.ngram_solver,
+             ", ".join(f"{k}={v:.4f}" for k, v in best_val.items()),
+             "; training the encoder on top" if model.config.use_encoder else "")
     return history, best_val, chosen_c
 
 
@@ -308,9 +309,12 @@ def train_champion(
         history, branch_val, _ = _fit_ngram_branch(model, data, cfg, tracker, fit_args)
         # Kept to fall back on if the encoder does not earn its place (no copy when it always stays).
         branch_state = ({k: v.detach().clone() for k, v in model.state_dict().items()}
-                        if cfg.experimental.min_encoder_gain is not None else {})
-    fitted = _fit(model, data, cfg, tracker, **fit_args, keep_initial=bool(history))
-    if history:
+                        if model.config.use_encoder and cfg.experimental.min_encoder_gain is not None else {})
+    if history and not model.config.use_encoder:
+        fitted = FitResult(history=history, best_epoch=0, best_val=branch_val)  # the branch is the model: no second stage
+    else:
+        fitted = _fit(model, data, cfg, tracker, **fit_args, keep_initial=bool(history))
+    if history and model.config.use_encoder:
         fitted.history = history + [{"stage": 2.0, **row} for row in fitted.history]
         # AUROC, not F1: threshold-free, so a couple of validation texts crossing 0.5 do not decide.
         gain = (fitted.best_val.get("val_auroc") or 0.0) - (branch_val.get("val_auroc") or 0.0)

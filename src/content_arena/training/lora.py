@@ -117,6 +117,15 @@ def lora_config(model: torch.nn.Module, cfg: TrainingConfig):
     targets = lora_targets(model)
     log.info("LoRA targets (%d attention, %d dense, %d embedding layers): %s", len(targets.attention),
              len(targets.dense), len(targets.embeddings), ", ".join(targets.summary()))
+    # An update of a table narrower than the rank has at most the table's width as its rank: a larger
+    # adapter adds parameters (rank x rows, millions for the n-gram table) and no capacity. Such a table
+    # gets its width as rank, with alpha scaled alike so its updates keep the configured alpha / r.
+    rank_pattern, alpha_pattern = {}, {}
+    for name in targets.embeddings:
+        width = getattr(model.get_submodule(name), "embedding_dim", None)
+        if width is not None and width < cfg.lora_r:
+            rank_pattern[name] = width
+            alpha_pattern[name] = cfg.lora_alpha * width / cfg.lora_r
     return LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=cfg.lora_r,
@@ -124,6 +133,8 @@ def lora_config(model: torch.nn.Module, cfg: TrainingConfig):
         lora_dropout=cfg.lora_dropout,
         target_modules=targets.names,
         modules_to_save=_heads(model),
+        rank_pattern=rank_pattern,
+        alpha_pattern=alpha_pattern,
     )
 
 

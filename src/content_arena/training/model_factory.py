@@ -21,8 +21,9 @@ def build_small_classifier(
 ) -> torch.nn.Module:
     """A BERT-style encoder of the configured size with a two-class head, randomly initialised.
 
-    With ``ngram_buckets`` > 0 (the default) the model also carries a hashed token n-gram branch
-    (:mod:`content_arena.defender.ngram_bert`); with 0 it is a plain ``BertForSequenceClassification``.
+    With ``ngram_buckets`` > 0 (the default) the model is a hashed token n-gram branch
+    (:mod:`content_arena.defender.ngram_bert`), with an encoder on top only when ``cfg.encoder`` is set;
+    with 0 buckets it is a plain ``BertForSequenceClassification``.
 
     Args:
         cfg: the model section (sizes, tokenizer, n-gram buckets).
@@ -54,10 +55,13 @@ def build_small_classifier(
         attention_probs_dropout_prob=0.1,
     )
     if cfg.ngram_buckets:
+        if not cfg.encoder:
+            # No transformer layers to train, save or adapt: the branch alone is the model.
+            settings["num_hidden_layers"] = 0
         config = NgramBertConfig(
             ngram_buckets=cfg.ngram_buckets, ngram_dim=cfg.ngram_dim, ngram_orders=cfg.ngram_orders,
             ngram_pooling=recipe.ngram_pooling, ngram_fold=recipe.ngram_phonetic_fold,
-            ngram_min_df=recipe.ngram_min_df, **settings
+            ngram_min_df=recipe.ngram_min_df, use_encoder=cfg.encoder, **settings
         )
         return NgramBertForSequenceClassification(config)
     return BertForSequenceClassification(BertConfig(**settings))

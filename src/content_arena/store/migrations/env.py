@@ -7,17 +7,18 @@ from alembic import context
 from sqlalchemy import MetaData, create_engine
 from sqlalchemy.pool import NullPool
 
-from content_arena.service.runs import metadata as service_metadata
 from content_arena.store.models import Base
+from content_arena.store.side_tables import metadata as side_metadata
 from content_arena.store.store import normalize_url
 
 config = context.config
 
 
 def target_metadata() -> MetaData:
-    """The store's tables and the service's pipeline_runs: what autogenerate compares against."""
+    """The store's tables and the side tables (pipeline_runs, alerts, live_samples): what autogenerate
+    compares against."""
     combined = MetaData()
-    for table in (*Base.metadata.tables.values(), *service_metadata.tables.values()):
+    for table in (*Base.metadata.tables.values(), *side_metadata.tables.values()):
         table.to_metadata(combined)
     return combined
 

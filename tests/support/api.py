@@ -1,14 +1,13 @@
-"""Shared helpers of the service tests (fixtures live in conftest.py)."""
+"""Driving the service API in tests: tokens, a fake defender, polling, and TestClients with lifespan."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import pytest
 
 from content_arena.defender import Defender
 
@@ -17,14 +16,6 @@ READ_TOKEN = "read-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 READ = {"Authorization": f"Bearer {READ_TOKEN}"}
 TOKENS = {ADMIN_TOKEN: "admin", READ_TOKEN: "read"}
-
-REDIS_URL = os.environ.get("ARENA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-START_REDIS = (
-    'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no '
-    "--dir /var/lib/redis --logfile /var/log/redis/ci.log"
-)
-POSTGRES_URL = os.environ.get("ARENA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 
 
 class FakeDefender(Defender):
@@ -49,6 +40,11 @@ class FakeDefender(Defender):
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Polls ``predicate`` until it returns a truthy value, which is returned.
+
+    Raises:
+        AssertionError: the value stayed falsy for ``timeout`` seconds.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -59,7 +55,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
-def wait_battle(client: Any, battle_id: str, timeout: float = 30.0, done: tuple[str, ...] = ("completed", "failed", "stopped")) -> dict[str, Any]:
+def wait_battle(client: Any, battle_id: str, timeout: float = 30.0,
+                done: tuple[str, ...] = ("completed", "failed", "stopped")) -> dict[str, Any]:
+    """The battle's body once its status is one of ``done``."""
+
     def finished() -> dict[str, Any] | None:
         body = client.get(f"/api/v1/battles/{battle_id}", headers=READ).json()
         return body if body["status"] in done else None
@@ -67,15 +66,22 @@ def wait_battle(client: Any, battle_id: str, timeout: float = 30.0, done: tuple[
     return wait_for(finished, timeout)
 
 
-@contextmanager
-def env_vars(**values: str) -> Iterator[None]:
-    old = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., Any]]:
+    """Opens TestClients (lifespan started) on ``create_app(cfg, **kwargs)``; each is closed at the end of
+    the test, the last opened first."""
+    from fastapi.testclient import TestClient
+
+    from content_arena.service.app import create_app
+
+    stack: list[Any] = []
+
+    def make(cfg: Any, **kwargs: Any) -> Any:
+        client = TestClient(create_app(cfg, **kwargs), raise_server_exceptions=False)
+        client.__enter__()
+        stack.append(client)
+        return client
+
+    yield make
+    for client in reversed(stack):
+        client.__exit__(None, None, None)
