@@ -1,7 +1,12 @@
 """Co-evolution bench: does robustness generalise beyond what the loop was shown?
 
-    python bench/bench_cycles.py [--cycles 5] [--threads 2] [--json PATH] [--beep N]
+    python bench/bench_cycles.py [--cycles 5] [--threads 2] [--json PATH] [--beep N] [--seed K]
+                                 [--set section.key=VALUE ...]
     python -m bench --only cycles
+
+``--seed K`` draws another holdout and loop split (and another loop attack seed): run several for a
+spread. ``--set`` overrides a configuration key for an experiment (``--set augment.hard_example_copies=2``;
+the value is read as YAML); the payload records every override.
 
 The data (the seed corpus by default; ``--beep N``: N comments of the project's BEEP! train split) is
 split once: a *holdout* quarter the loop never attacks, trains on or evaluates on, and the rest, which
@@ -52,7 +57,7 @@ FRESH_SEED = 60_013
 LOOP: dict[str, dict[str, Any]] = {"attack": {}, "augment": {}}
 
 
-def holdout_split(beep: int | None) -> tuple[list[Any], list[Any], str]:
+def holdout_split(beep: int | None, seed: int = 0) -> tuple[list[Any], list[Any], str]:
     from content_arena.data import load_examples, load_seed_corpus, split_examples
 
     if beep:
@@ -61,7 +66,7 @@ def holdout_split(beep: int | None) -> tuple[list[Any], list[Any], str]:
     else:
         examples = load_seed_corpus()
         name = "seed corpus"
-    rest, holdout = split_examples(examples, test_fraction=HOLDOUT_FRACTION, seed=HOLDOUT_SEED)
+    rest, holdout = split_examples(examples, test_fraction=HOLDOUT_FRACTION, seed=HOLDOUT_SEED + seed)
     return rest, holdout, name
 
 
@@ -105,9 +110,32 @@ def fresh_search(model: Any, holdout: list[Any]) -> dict[str, Any]:
             "queries_per_text": summary.queries_per_text}
 
 
-def run(cycles: int = 5, *, threads: int | None = None, beep: int | None = None,
-        workdir: Path | None = None) -> dict[str, Any]:
-    """The bench; returns the JSON payload (tables are printed as it goes)."""
+def parse_sets(pairs: list[str]) -> dict[str, dict[str, Any]]:
+    """``["augment.hard_example_copies=2", ...]`` as nested overrides; a clear error for anything else."""
+    import yaml
+
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not section or not name:
+            raise ValueError(f"--set takes section.key=VALUE, got {pair!r}")
+        out.setdefault(section, {})[name] = yaml.safe_load(value)
+    return out
+
+
+def run(cycles: int = 5, *, threads: int | None = None, beep: int | None = None, workdir: Path | None = None,
+        seed: int = 0, sets: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The bench; returns the JSON payload (tables are printed as it goes).
+
+    Args:
+        cycles: Cycles of the loop.
+        threads: Torch threads.
+        beep: N comments of BEEP! train instead of the seed corpus.
+        workdir: Where the loop's home goes (default: a new temporary folder).
+        seed: 0 is the recorded split; another value draws another holdout, loop split and attack seed.
+        sets: Configuration overrides by section (see :func:`parse_sets`).
+    """
     from content_arena.coevolution import run_cycles
     from content_arena.config import load_config
     from content_arena.steps import Workspace, load_model
@@ -115,10 +143,17 @@ def run(cycles: int = 5, *, threads: int | None = None, beep: int | None = None,
     n_threads = set_threads(threads)
     base = Path(workdir or tempfile.mkdtemp(prefix="arena-cycles-"))
     base.mkdir(parents=True, exist_ok=True)
-    rest, holdout, source = holdout_split(beep)
+    rest, holdout, source = holdout_split(beep, seed)
     data = write_tsv(rest, base / "loop-data.tsv")
-    overrides = {**LOOP, "attack": {**LOOP["attack"], "strategies": list(LOOP_STRATEGIES)},
-                 "data": {"path": str(data), "format": "seed"}, "training": {"torch_threads": n_threads}}
+    sets = sets or {}
+    overrides: dict[str, dict[str, Any]] = {**LOOP, "attack": {**LOOP["attack"], "strategies": list(LOOP_STRATEGIES)},
+                                            "data": {"path": str(data), "format": "seed"},
+                                            "training": {"torch_threads": n_threads}}
+    if seed:
+        overrides["data"]["split_seed"] = seed
+        overrides["attack"]["seed"] = seed
+    for section, values in sets.items():
+        overrides[section] = {**overrides.get(section, {}), **values}
     cfg = load_config(None, home=str(base / ".arena"), **overrides)
     started = time.perf_counter()
     curve: list[dict[str, Any]] = []
@@ -152,7 +187,7 @@ def run(cycles: int = 5, *, threads: int | None = None, beep: int | None = None,
         "attacked-clean FPR rise <= 0.03": targets["attacked-clean FPR rise <= 0.03"] <= 0.03,
     }
     payload = {
-        "source": source, "holdout": len(holdout), "loop_data": len(rest), "threads": n_threads,
+        "source": source, "seed": seed, "overrides": sets, "holdout": len(holdout), "loop_data": len(rest), "threads": n_threads,
         "cycles": len(result.cycles), "loop_seconds": round(loop_seconds, 1), "held_out": list(HELD_OUT),
         "never_in_loop": list(NEVER_IN_LOOP), "curve": curve, "bootstrap": before, "final": after,
         "fresh_search": {"bootstrap": fresh_before, "final": fresh_after}, "targets": targets, "holds": holds,
@@ -167,7 +202,9 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 def print_report(p: dict[str, Any]) -> None:
-    title = (f"Co-evolution on {p['source']}: {p['cycles']} cycles in {p['loop_seconds']:.0f} s "
+    extra = "".join(f", {s}.{k}={v}" for s, values in p.get("overrides", {}).items() for k, v in values.items())
+    title = (f"Co-evolution on {p['source']} (seed {p.get('seed', 0)}{extra}): {p['cycles']} cycles in "
+             f"{p['loop_seconds']:.0f} s "
              f"({p['threads']} threads); measured on {p['holdout']} holdout texts the loop never saw")
     rows = [{"cycle": "bootstrap", "evasion (loop fam.)": p["bootstrap"]["evasion_loop_families"],
              "evasion (held-out)": p["bootstrap"]["evasion_held_out"], "clean recall": p["bootstrap"]["recall"],
@@ -209,13 +246,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--beep", type=int, default=None, help="use N comments of BEEP! train instead of the seed corpus")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=0, help="another holdout, loop split and attack seed (spread)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a configuration override for an experiment (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s")
     for noisy in ("alembic", "mlflow", "httpx", "urllib3", "transformers", "peft"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("bench").setLevel(logging.INFO)
-    payload = run(args.cycles, threads=args.threads, beep=args.beep)
+    try:
+        sets = parse_sets(args.sets)
+    except ValueError as exc:
+        parser.error(str(exc))
+    payload = run(args.cycles, threads=args.threads, beep=args.beep, seed=args.seed, sets=sets)
     path = args.json or write_json("cycles", payload)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -106,6 +106,107 @@ def test_a_challenger_that_forgets_an_earlier_cycles_fix_is_flagged():
     assert same["forgets"] is False
 
 
+def test_failures_of_bred_composites_are_augmented_without_building_an_overlong_composite():
+    from content_arena.attacks.registry import MAX_COMPOSITE_PARTS
+    from content_arena.config import AugmentConfig
+    from content_arena.data_augmentor import augment
+    from content_arena.sample_collector import Failure
+
+    names = ["typo_delete+typo_keyboard+typo_insert", "ko_pronounce+en_hangul+typo_delete", "spacing"]
+    strategies = [get_strategy(n) for n in names]
+    failures = [Failure(f"씨발 놈아 {k}", f"ㅆ발 놈아 {k}", names[k % 2], "b1") for k in range(8)]
+    clean = [Example(f"날씨 좋다 {k}", 0) for k in range(20)]
+    made = augment(failures, clean, strategies, AugmentConfig(variants_per_failure=4), seed=3)
+    assert made.n_toxic > len(failures) and made.n_clean > 0
+    assert all(name.count("+") < MAX_COMPOSITE_PARTS for name in names)
+
+
+def test_mined_examples_are_the_attacked_copies_nearest_the_wrong_side_balanced_by_label():
+    from content_arena.coevolution import mined_examples
+
+    pool = [Example("씨발 놈아", 1), Example("개새끼 꺼져", 1), Example("병신 같은", 1),
+            Example("날씨 좋다", 0), Example("밥 먹자", 0), Example("영화 보자", 0), Example("씨발 맛있다", 0)]
+    model = KeywordDefender("씨발", "개새끼", "병신")
+    mined = mined_examples(model, pool, [get_strategy("jamo_split"), get_strategy("spacing")], 2, seed=5)
+    toxic = [e for e in mined if e.label == 1]
+    clean = [e for e in mined if e.label == 0]
+    assert len(toxic) == len(clean) and 1 <= len(toxic) <= 2
+    assert all(e.source == "mined" for e in mined)
+    assert all(e.text not in {p.text for p in pool} for e in mined)  # attacked copies, not the originals
+    assert mined_examples(model, pool, [get_strategy("spacing")], 0, seed=5) == []
+
+
+# -- promotion checks (no training) ---------------------------------------------------------------
+
+
+def _evaluation(recall: float, evaded: int, version: int):
+    from content_arena.evaluation import EvaluationReport, StrategyResult
+    from content_arena.metrics import BinaryMetrics
+    from content_arena.steps import Evaluation
+
+    clean = BinaryMetrics(n=200, f1=0.9, precision=0.9, recall=recall, auroc=0.95, fpr=0.1, accuracy=0.9)
+    attacks = {"nfd": StrategyResult(evasion_rate=evaded / 100, attacked_clean_fpr=0.1, n_detected=100,
+                                     n_evaded=evaded, n_clean=100)}
+    return Evaluation(EvaluationReport(clean=clean, attacks=attacks, threshold=0.5), {}, version)
+
+
+class RecordingWorkspace:
+    """Just what compare_models touches: the gate's limits and an MLflow run that records its tags."""
+
+    def __init__(self):
+        from contextlib import contextmanager
+        from types import SimpleNamespace
+
+        from content_arena.config import ArenaConfig
+
+        self.config = ArenaConfig()
+        self.tags = {}
+
+        @contextmanager
+        def run(name, tags):
+            yield SimpleNamespace(log_metrics=lambda metrics: None, set_tags=self.tags.update)
+
+        self.registry = SimpleNamespace(run=run)
+
+
+def test_a_check_vetoes_a_promotion_the_rules_would_make_and_its_reason_is_kept():
+    from content_arena.steps import compare_models
+
+    ws = RecordingWorkspace()
+    champion, challenger = _evaluation(0.9, 30, 1), _evaluation(0.9, 10, 2)
+    calls = []
+
+    def veto(a, b):
+        calls.append((a.version, b.version))
+        return ["forgets cycle 1"]
+
+    comparison = compare_models(ws, champion, challenger, [lambda a, b: [], veto])
+    assert comparison.promote is False and comparison.reasons[-1] == "forgets cycle 1"
+    assert calls == [(1, 2)] and ws.tags["promote"] is False  # MLflow records the final decision
+    assert compare_models(ws, champion, challenger, [lambda a, b: []]).promote is True
+
+
+def test_checks_do_not_run_when_the_rules_already_reject():
+    from content_arena.steps import compare_models
+
+    def must_not_run(a, b):
+        raise AssertionError("a check ran for a rejected challenger")
+
+    comparison = compare_models(RecordingWorkspace(), _evaluation(0.9, 10, 1), _evaluation(0.9, 30, 2), [must_not_run])
+    assert comparison.promote is False and comparison.reasons[0].startswith("not more robust")
+
+
+def test_the_recall_anchor_is_the_first_champion_judged_and_stays_put(tmp_path):
+    from content_arena.coevolution import RecallAnchor
+
+    anchor = RecallAnchor(tmp_path)
+    assert anchor(_evaluation(0.90, 0, 1), _evaluation(0.895, 0, 2)) == []
+    # A later champion with lower recall does not move the anchor: drift by small steps is caught.
+    [reason] = anchor(_evaluation(0.895, 0, 2), _evaluation(0.885, 0, 3))
+    assert "drifts below the first champion's 0.900" in reason
+    assert json.loads((tmp_path / "reference.json").read_text())["version"] == 1
+
+
 # -- cycles (real training, tiny config) ----------------------------------------------------------
 
 

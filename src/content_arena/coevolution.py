@@ -14,9 +14,13 @@ adds what one run cannot do:
   joins every later challenger's set;
 * **no forgetting**: each cycle's held-out adversarial set is kept; a challenger the promoter would
   promote is rejected when its adversarial error on any earlier cycle's set is worse than the
-  champion's by more than :data:`FORGET_TOLERANCE`, or when its clean recall falls more than
-  :data:`RECALL_TOLERANCE` below the first cycle's champion's (``reference.json``: no drift by small
-  steps).
+  champion's by more than :data:`FORGET_TOLERANCE` (:class:`NoForgetting`), or when its clean recall
+  falls more than :data:`RECALL_TOLERANCE` below the first cycle's champion's, both at their policy
+  thresholds (:class:`RecallAnchor`, ``reference.json``: no drift by small steps). Both are promotion
+  checks handed to :func:`content_arena.steps.compare_models`.
+
+The steps themselves are :func:`content_arena.orchestrator.run_one_cycle`, the function a single
+``arena pipeline run`` calls; this module only passes it hooks.
 
 State between cycles is the registry (the ``champion`` alias) plus the files under
 ``ARENA_HOME/coevolution/``: ``lineage.json`` (the population, see
@@ -24,8 +28,8 @@ State between cycles is the registry (the ``champion`` alias) plus the files und
 report), ``replay.jsonl`` and ``adversarial/cycle-N.json``. A later ``--cycles`` run continues the
 numbering and the population.
 
-Every figure is at the model's own threshold (the policy operating point replaces it once models carry
-one: :func:`content_arena.evaluation.evaluate` reads ``defender.threshold``).
+Every figure is at each model's policy threshold (:func:`content_arena.evaluation.evaluate` reads
+``defender.threshold``, set by ``defender.operating_point``).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from content_arena.data import Example
 from content_arena.evaluation import AdversarialSet, EvaluationReport
 from content_arena.evaluation import evaluate as run_evaluation
 from content_arena.model_promoter import adversarial_error
-from content_arena.orchestrator import PipelineSummary, Stage, run_pipeline
+from content_arena.orchestrator import CycleHooks, PipelineSummary, Stage, run_one_cycle, run_pipeline
 from content_arena.steps import EVAL_ATTACK_SEED, Splits, Workspace
 
 __all__ = [
@@ -57,9 +61,12 @@ __all__ = [
     "RECALL_TOLERANCE",
     "CycleSummary",
     "CyclesResult",
+    "NoForgetting",
+    "RecallAnchor",
     "cycle_summary",
     "forgetting_check",
     "hard_examples",
+    "mined_examples",
     "read_cycle_log",
     "run_cycles",
     "state_dir",
@@ -78,6 +85,7 @@ RECALL_TOLERANCE = 0.01
 # Toxic training texts the search probes each cycle for compositions worth naming.
 PROBE_TEXTS = 64
 _PROBE_SEED = 30_011
+_MINE_SEED = 40_009
 
 
 def state_dir(cfg: ArenaConfig) -> Path:
@@ -182,6 +190,49 @@ def hard_examples(model: Any, examples: Sequence[Example], copies: int) -> list[
     threshold = float(model.threshold)
     hard = [e for e, s in zip(examples, scores, strict=True) if (float(s) >= threshold) != bool(e.label)]
     return [Example(e.text, e.label, lang=e.lang, source="hard") for e in hard for _ in range(copies)]
+
+
+def mined_examples(model: Any, pool: Sequence[Example], strategies: Sequence[Strategy], per_class: int,
+                   seed: int) -> list[Example]:
+    """The hardest attacked copies of ``pool`` for ``model``: ``per_class`` toxic and ``per_class`` clean.
+
+    Each pool text gets one attacked copy, by a rule strategy of ``strategies`` or (every other text, when
+    the adaptive search is bound) by the search's random moves (:meth:`AdaptiveAttacker.random_edits`,
+    no query). The toxic copies ``model`` scores lowest and the clean copies it scores highest are kept,
+    as many of each: the texts nearest the wrong side of its threshold, balanced so the set's share of
+    toxic texts does not move.
+
+    Args:
+        model: The champion (batched ``scores``).
+        pool: Training examples (never validation or test ones).
+        strategies: The cycle's strategies, ``adaptive`` bound to the champion.
+        per_class: How many of each label (0: none).
+        seed: Attack seed.
+
+    Returns:
+        The mined copies (source ``mined``).
+    """
+    rules = [s for s in strategies if not isinstance(s, AdaptiveStrategy)]
+    search = next((s.attacker for s in strategies if isinstance(s, AdaptiveStrategy) and s.attacker is not None), None)
+    if per_class < 1 or not pool or not (rules or search):
+        return []
+    rng = random.Random(seed)
+    copies: list[Example] = []
+    for index, example in enumerate(pool):
+        if search is not None and (index % 2 or not rules):
+            text = search.random_edits(example.text, seed + index, edits=1 + rng.randrange(3))[0]
+        else:
+            text = rules[rng.randrange(len(rules))].attack(example.text, seed=seed + index)
+        if text != example.text:
+            copies.append(Example(text, example.label, lang=example.lang, source="mined"))
+    if not copies:
+        return []
+    scores = model.scores([e.text for e in copies])
+    ranked = sorted(zip(scores, range(len(copies)), strict=True))
+    toxic = [copies[i] for _, i in ranked if copies[i].label][:per_class]
+    clean = [copies[i] for _, i in reversed(ranked) if not copies[i].label][:per_class]
+    n = min(len(toxic), len(clean))
+    return toxic[:n] + clean[:n]
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -290,19 +341,84 @@ def _probe(champion: Any, splits: Splits, population: Population, cycle: int) ->
     return [r.edits for r in attacker.attack_batch(texts, seed=_PROBE_SEED + cycle) if r.success]
 
 
-def _reference(state: Path, recall: float, version: int) -> dict[str, Any]:
+def _reference(state: Path, report: EvaluationReport, version: int | None) -> dict[str, Any]:
     """The first cycle's champion figures every later challenger is anchored to (written once)."""
     path = state / "reference.json"
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
-    reference = {"recall": recall, "version": version}
+    reference = {"recall": report.clean.recall, "fpr": report.clean.fpr, "version": version}
     path.write_text(json.dumps(reference), encoding="utf-8")
     return reference
+
+
+class NoForgetting:
+    """A promotion check: the challenger may not undo an earlier cycle's fix (see :func:`forgetting_check`).
+
+    Args:
+        champion: The loaded champion.
+        challenger: The loaded challenger.
+        sets: Earlier cycles' held-out adversarial sets, by cycle.
+        tolerance: How much worse (adversarial error) the challenger may be on one set.
+    """
+
+    def __init__(self, champion: Any, challenger: Any, sets: dict[int, AdversarialSet],
+                 tolerance: float = FORGET_TOLERANCE) -> None:
+        self.champion, self.challenger, self.sets, self.tolerance = champion, challenger, sets, tolerance
+        self.results: list[dict[str, Any]] = []
+
+    def __call__(self, champion: steps.Evaluation, challenger: steps.Evaluation) -> list[str]:
+        self.results = forgetting_check(self.champion, self.challenger, self.sets, self.tolerance)
+        forgot = [f["cycle"] for f in self.results if f["forgets"]]
+        if not forgot:
+            return []
+        return [f"forgets earlier fixes: adversarial error on cycle(s) {forgot} rises more than "
+                f"{self.tolerance:.2f} over the champion's"]
+
+
+class RecallAnchor:
+    """A promotion check: no drift in clean recall by small steps.
+
+    The first cycle's champion (``reference.json``: its recall and clean FPR at its policy threshold on
+    the loop's test split) is the anchor. A challenger is rejected when its clean recall at its own
+    policy threshold falls more than ``tolerance`` below the anchor's: the deployed model is used at that
+    threshold, so that is where it must not catch less.
+
+    Args:
+        state: The coevolution folder (``reference.json``).
+        tolerance: How much recall the challenger may lose.
+    """
+
+    def __init__(self, state: Path, tolerance: float = RECALL_TOLERANCE) -> None:
+        self.state, self.tolerance = state, tolerance
+
+    def __call__(self, champion: steps.Evaluation, challenger: steps.Evaluation) -> list[str]:
+        anchor = float(_reference(self.state, champion.report, champion.version)["recall"])
+        recall = challenger.report.clean.recall
+        if recall >= anchor - self.tolerance:
+            return []
+        return [f"clean recall {recall:.3f} drifts below the first champion's {anchor:.3f} "
+                f"by more than {self.tolerance:.2f}"]
+
+
+def _more_examples(state: Path, cfg: ArenaConfig, cycle: int, champion: Any, made: steps.TrainingSet,
+                   splits: Splits, strategies: Sequence[Strategy]) -> list[Example]:
+    """Replayed earlier failures, mined and hard examples; this cycle's failures join the replay file."""
+    failures = [e for e in made.examples if e.source in ("battle", "augment")]
+    extra = replayed(state, cfg.augment.replay_failures, seed=cfg.attack.seed + cycle)
+    extra += hard_examples(champion, [*made.examples, *extra], cfg.augment.hard_example_copies)
+    extra += mined_examples(champion, splits.fit, strategies, cfg.augment.hard_mined,
+                            seed=_MINE_SEED + cfg.attack.seed + cycle)
+    _append_jsonl(state / "replay.jsonl", ({"text": e.text, "label": e.label, "cycle": cycle} for e in failures))
+    return extra
 
 
 def run_cycle(ws: Workspace, splits: Splits, population: Population, cycle: int, *,
               console: Any | None = None) -> tuple[PipelineSummary, CycleSummary]:
     """One cycle: the loop's steps against the current champion, then the attacker evolves.
+
+    The steps are :func:`~content_arena.orchestrator.run_one_cycle`'s, with the population's strategies,
+    replay and hard examples in the training set, and :class:`NoForgetting` and :class:`RecallAnchor` as
+    promotion checks.
 
     Args:
         ws: The workspace.
@@ -318,74 +434,40 @@ def run_cycle(ws: Workspace, splits: Splits, population: Population, cycle: int,
     state = state_dir(cfg)
     started = time.perf_counter()
     stage = Stage(console)
-    names = population.active()
-    with stage(f"cycle {cycle}: champion"):
-        champ = steps.ensure_champion(ws, splits)
-        champion = steps.load_model(ws, champ.version)
-        strategies = _strategies(names, cfg, champion, population)
-    with stage.progress(f"cycle {cycle}: attack, {cfg.attack.rounds} rounds × {len(strategies)} strategies") as cb:
-        battle = steps.run_battle(ws, champion, strategies, splits.seeds, champ.version, on_progress=cb)
-    with stage(f"cycle {cycle}: evaluate champion"):
-        adversarial = steps.adversarial_set(splits.test, strategies, champion)
-        before = steps.evaluate_model(ws, champion, adversarial, version=champ.version, role="champion")
-    gate = steps.judge_champion(ws, before)
-    reference = _reference(state, before.report.clean.recall, champ.version)
-    summary = PipelineSummary(gate=gate, champion_before={"version": champ.version, **before.report.summary()},
-                              challenger=None, promoted=False, champion_version=champ.version,
-                              battle=battle.to_dict(), bootstrapped=champ.bootstrapped)
-    forgetting: list[dict[str, Any]] = []
-    champion_now = champion
-    if not gate.passed:
-        with stage(f"cycle {cycle}: collect and augment"):
-            collected = steps.collect_evasions(ws, battle.battle_id)
-            made = steps.training_set(ws, collected.failures, splits, strategies, battle.battle_id)
-            failures = [e for e in made.examples if e.source in ("battle", "augment")]
-            examples = list(made.examples)
-            examples += replayed(state, cfg.augment.replay_failures, seed=cfg.attack.seed + cycle)
-            examples += hard_examples(champion, examples, cfg.augment.hard_example_copies)
-            _append_jsonl(state / "replay.jsonl", ({"text": e.text, "label": e.label, "cycle": cycle} for e in failures))
-        with stage(f"cycle {cycle}: train challenger on {len(examples)} examples"):
-            trained = steps.fit_challenger(ws, champion.model_dir, examples, splits, strategies,
-                                           ws.work_dir / f"challenger-c{cycle}-b{battle.battle_id[:8]}",
-                                           battle_id=battle.battle_id)
-        with stage(f"cycle {cycle}: compare"):
-            challenger = steps.load_model(ws, trained.result.model_dir)
-            after = steps.evaluate_model(ws, challenger, adversarial, version=trained.version, role="challenger")
-            comparison = steps.compare_models(ws, before, after)
-            if comparison.promote:
-                forgetting = forgetting_check(champion, challenger, earlier_sets(state, cycle))
-                forgot = [f["cycle"] for f in forgetting if f["forgets"]]
-                if forgot:
-                    comparison.promote = False
-                    comparison.reasons.append(
-                        f"forgets earlier fixes: adversarial error on cycle(s) {forgot} rises more than "
-                        f"{FORGET_TOLERANCE:.2f} over the champion's")
-                anchor = reference["recall"]
-                if after.report.clean.recall < anchor - RECALL_TOLERANCE:
-                    comparison.promote = False
-                    comparison.reasons.append(
-                        f"clean recall {after.report.clean.recall:.3f} drifts below the first champion's "
-                        f"{anchor:.3f} by more than {RECALL_TOLERANCE:.2f}")
-        steps.apply_decision(ws, comparison.promote, challenger_version=trained.version,
-                             champion_version=champ.version)
-        summary.challenger = {"version": trained.version, "mode": trained.result.mode, **after.report.summary()}
-        summary.comparison = comparison.to_dict()
-        summary.promoted = comparison.promote
-        summary.champion_version = trained.version if comparison.promote else champ.version
-        if comparison.promote:
-            champion_now = challenger
-    _save_adversarial(state, cycle, adversarial)
+    forgetting: list[NoForgetting] = []
+
+    def checks(champion: Any, challenger: Any) -> list[steps.PromotionCheck]:
+        forgetting.append(NoForgetting(champion, challenger, earlier_sets(state, cycle)))
+        return [forgetting[-1], RecallAnchor(state)]
+
+    armed: list[Strategy] = []
+
+    def strategies(champion: Any) -> list[Strategy]:
+        armed[:] = _strategies(population.active(), cfg, champion, population)
+        return list(armed)
+
+    hooks = CycleHooks(
+        label=f"cycle {cycle}",
+        strategies=strategies,
+        more_examples=lambda champion, made: _more_examples(state, cfg, cycle, champion, made, splits, armed),
+        checks=checks,
+    )
+    run = run_one_cycle(ws, splits, hooks, console=console, started=started)
+    summary = run.summary
+    _reference(state, run.evaluation.report, summary.champion_before.get("version"))
+    _save_adversarial(state, cycle, run.adversarial)
     evasion = dict(summary.champion_before["per_strategy"])
     population.record(cycle, evasion)
     born, retired = [], []
     if cfg.attack.evolve_below is not None:
         with stage(f"cycle {cycle}: evolve the attacker"):
-            searched = _probe(champion_now, splits, population, cycle)
+            searched = _probe(run.champion_now, splits, population, cycle)
             new, retired = population.evolve(cycle, evasion, cfg.attack.evolve_below, searched)
             born = [b.name for b in new]
     population.save(state / "lineage.json")
     summary.seconds = time.perf_counter() - started
-    result = cycle_summary(summary, cycle, born=born, retired=retired, forgetting=forgetting)
+    checked = forgetting[-1].results if forgetting else []
+    result = cycle_summary(summary, cycle, born=born, retired=retired, forgetting=checked)
     _append_jsonl(state / "cycles.jsonl", [result.to_dict()])
     return summary, result
 

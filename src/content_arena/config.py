@@ -224,6 +224,11 @@ class AugmentConfig(_Section):
     # replayed (0 turns replay off).
     hard_example_copies: int = Field(1, ge=0, le=10)
     replay_failures: int = Field(2000, ge=0, le=1_000_000)
+    # Across cycles: one attacked copy of each training text (a rule family of the population or the
+    # adaptive search's random moves), and the ``hard_mined`` toxic copies the champion scores lowest and
+    # clean copies it scores highest join the challenger's set: the boundary at the policy threshold, from
+    # the whole transformation space rather than from the texts the battle happened to find (0: off).
+    hard_mined: int = Field(0, ge=0, le=100_000)
 
 
 class DataConfig(_Section):

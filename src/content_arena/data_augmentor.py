@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from content_arena.attacks import AdaptiveAttacker, AdaptiveStrategy, Strategy, get_strategy
+from content_arena.attacks.registry import MAX_COMPOSITE_PARTS
 from content_arena.config import AugmentConfig, ExperimentalConfig
 from content_arena.data import Example
 from content_arena.sample_collector import Failure, text_hash
@@ -88,9 +89,11 @@ def augment(
         if not others:
             return rules.get(failed)
         other = rng.choice(others)
-        # Attackers stack tricks: half of the other-strategy variants keep the evading one too.
-        if failed in rules and rng.random() < 0.5:
-            return get_strategy(f"{failed}+{other}")
+        # Attackers stack tricks: half of the other-strategy variants keep the evading one too, when the
+        # stack stays a buildable composite (bred strategies are composites already).
+        stacked = f"{failed}+{other}"
+        if failed in rules and stacked.count("+") < MAX_COMPOSITE_PARTS and rng.random() < 0.5:
+            return get_strategy(stacked)
         return rules[other]
 
     adaptive_failures: list[Failure] = []
