@@ -134,11 +134,9 @@ def test_a_word_is_only_read_as_a_word_of_its_own_script():
 
 def test_overlong_words_are_not_looked_up(recognizer, monkeypatch):
     # A key's deletions cost its length squared: a pasted blob must not be one (it is no word anyone reads).
-    import content_arena.defender.recognizer as module
-
     keyed = []
-    real_key = module._key
-    monkeypatch.setattr(module, "_key", lambda word: keyed.append(word) or real_key(word))
+    real_key = recognizer._key
+    monkeypatch.setattr(recognizer, "_key", lambda word: keyed.append(word) or real_key(word))
     blob = "stupid" * 2_000
     assert recognizer.word(blob) == blob
     assert recognizer.word("stup!d" + "x" * 100) == "stup!d" + "x" * 100
@@ -161,3 +159,76 @@ def test_the_one_edit_check_agrees_with_the_edit_distance():
         a, b = ("".join(rng.choice("abc") for _ in range(size)) for _ in range(2))
         if a != b:
             assert _one_swap_apart(a, b) == (edit_distance(a, b) == 1), (a, b)
+
+
+def _scan(counts: dict[str, int], word: str) -> str:
+    """What the recogniser's rule gives for ``word``, found by comparing its key with every vocabulary word's."""
+    from content_arena.attacks.readability import edit_distance, normalized_reading_key
+    from content_arena.defender.recognizer import _script
+
+    if word in counts:
+        return word
+    key, script = normalized_reading_key(word), _script(word)
+    if len(key) < 3 or not script:
+        return word
+    best: dict[str, str] = {}  # each key's most frequent word (ties: the first in sorted order)
+    for known in sorted(counts):
+        if _script(known) == script and len(normalized_reading_key(known)) >= 3:
+            held = best.setdefault(normalized_reading_key(known), known)
+            if counts[known] > counts[held]:
+                best[normalized_reading_key(known)] = known
+    if key in best:
+        return best[key]
+    near = [w for k, w in best.items() if edit_distance(key, k) == 1]
+    return min(near, key=lambda w: (-counts[w], w)) if near else word
+
+
+def test_a_batch_reads_every_word_as_a_scan_of_the_whole_vocabulary_would():
+    # The index's bit filter only skips lookups that would miss; with most of its bits set or with its
+    # own size, the batch gives what comparing each key with every vocabulary key gives.
+    import random
+
+    import content_arena.defender.recognizer as module
+
+    rng = random.Random(3)
+    letters = "abdegilmnosu"
+    vocabulary = {"".join(rng.choice(letters) for _ in range(rng.randint(3, 7))): rng.randint(1, 9) for _ in range(300)}
+    syllables = [chr(0xAC00 + rng.randrange(11172)) for _ in range(40)]
+    vocabulary |= {"".join(rng.choice(syllables) for _ in range(rng.randint(2, 3))): rng.randint(1, 9) for _ in range(200)}
+    words = list(vocabulary)
+    garbled = []
+    for word in rng.sample(words, 200):
+        i = rng.randrange(len(word))
+        edit = rng.choice(("drop", "swap", "change", "add"))
+        pool = syllables if "\uac00" <= word[0] <= "\ud7a3" else letters
+        if edit == "drop":
+            garbled.append(word[:i] + word[i + 1:])
+        elif edit == "swap" and i + 1 < len(word):
+            garbled.append(word[:i] + word[i + 1] + word[i] + word[i + 2:])
+        elif edit == "add":
+            garbled.append(word[:i] + rng.choice(pool) + word[i:])
+        else:
+            garbled.append(word[:i] + rng.choice(pool) + word[i + 1:])
+    texts = [" ".join(garbled[i:i + 5]) for i in range(0, len(garbled), 5)]
+    expected = [" ".join(_scan(vocabulary, w) for w in text.split()) for text in texts]
+    assert sum(a != b for a, b in zip(texts, expected, strict=True)) > 20  # the garbles do get read back
+    assert WordRecognizer(vocabulary).many(texts) == expected
+    saved = module._FILTER_BITS
+    try:
+        module._FILTER_BITS = 8  # every bit set: every probe goes to the index
+        assert WordRecognizer(vocabulary).many(texts) == expected
+    finally:
+        module._FILTER_BITS = saved
+    one_at_a_time = WordRecognizer(vocabulary)
+    assert [one_at_a_time(text) for text in texts] == expected
+
+
+def test_a_full_cache_is_emptied_between_batches_without_losing_a_word(monkeypatch):
+    import content_arena.defender.recognizer as module
+
+    monkeypatch.setattr(module, "_CACHE_LIMIT", 3)
+    recognizer = WordRecognizer.build(normalize_many(CORPUS))
+    texts = ["you are a stupud idiiot", "shut up faggpts", "새끠야 꺼져 븅신"]
+    assert recognizer.many(texts) == ["you are a stupid idiot", "shut up faggots", "새끼야 꺼져 병신"]
+    assert recognizer.many(texts[:1]) == ["you are a stupid idiot"]
+    assert len(recognizer._cache) <= 3 + len(" ".join(texts).split())

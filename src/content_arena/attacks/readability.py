@@ -24,6 +24,7 @@ keyboard typing (``tlqkf``) read through a reverse table instead - see :func:`re
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache, partial
 
 __all__ = [
@@ -79,8 +80,8 @@ _LEET = {"4": "a", "@": "a", "3": "e", "1": "i", "!": "i", "0": "o", "5": "s", "
          "8": "b", "9": "g", "|": "l", "2": "z"}
 _DIGRAPHS = (("ph", "b"), ("ck", "g"), ("sh", "s"), ("ch", "j"), ("th", "d"), ("eo", "o"), ("ae", "e"),
              ("eu", "u"), ("oo", "u"), ("ee", "i"), ("ui", "i"))
-_LATIN_CLASS = str.maketrans({"f": "b", "p": "b", "v": "b", "c": "g", "k": "g", "q": "g", "t": "d", "z": "s",
-                              "r": "l", "x": "gs", "w": "w", "y": "y"})
+_LATIN_CLASS_FROM = {"f": "b", "p": "b", "v": "b", "c": "g", "k": "g", "q": "g", "t": "d", "z": "s", "r": "l", "x": "gs"}
+_LATIN_CLASS = str.maketrans(_LATIN_CLASS_FROM)
 
 
 def _is_syllable(char: str) -> bool:
@@ -94,6 +95,18 @@ def _is_jamo(char: str) -> bool:
 def _syllable_key(char: str) -> str:
     code = ord(char) - 0xAC00
     return _ONSET[_INITIALS[code // 588]] + _VOWEL[_MEDIALS[(code // 28) % 21]] + _CODA[_FINALS[code % 28]]
+
+
+#: Each Hangul syllable's key, for str.translate.
+_SYLLABLE_KEYS = {code: _syllable_key(chr(code)) for code in range(0xAC00, 0xD7A4)}
+_VOWEL_DIGRAPHS = tuple((d, sound) for d, sound in _DIGRAPHS if not set(d) - set("aeiouwy"))
+assert not set("".join(_SYLLABLE_KEYS.values())) & set("".join(_LATIN_CLASS_FROM)), "syllable keys skip _LATIN_CLASS"
+#: Marks that never read as a sound, nor as a look-alike jamo, nor make a neighbour read as one.
+_SILENT_MARKS = "".join(c for c in ".,?~\"'()[]{}<>^:;*#%&=/\\-♡♥…·" if c not in _KO_LOOKALIKE and c not in _LEET)
+_PLAIN_SYLLABLES = re.compile(f"[{re.escape(_SILENT_MARKS)}]*([\uac00-\ud7a3]+)[{re.escape(_SILENT_MARKS)}]*")
+_LEET_TABLE = str.maketrans(_LEET)
+_NOT_LATIN = re.compile("[^A-Za-z]+")
+_REPEATS = re.compile(r"(.)\1+")
 
 
 def _anchors(char: str) -> bool:
@@ -152,13 +165,6 @@ def _latin_fold(text: str) -> str:
     return text.translate(_LATIN_CLASS)
 
 
-def _collapse(text: str) -> str:
-    out: list[str] = []
-    for char in text:
-        if not out or out[-1] != char:
-            out.append(char)
-    return "".join(out)
-
 
 @lru_cache(maxsize=65_536)
 def reading_key(text: str) -> str:
@@ -174,12 +180,21 @@ def normalized_reading_key(text: str) -> str:
 
 
 def _key_of(text: str) -> str:
-    if any(_is_syllable(c) or _is_jamo(c) for c in text):
+    # Most words are whole syllables with at most punctuation around them; their key is a table lookup
+    # per syllable, the same key the character walk of _korean_key gives.
+    syllables = _PLAIN_SYLLABLES.fullmatch(text)
+    if syllables is not None:
+        key = syllables[1].translate(_SYLLABLE_KEYS)
+        # Syllable keys hold none of the letters _LATIN_CLASS moves; only vowels meeting across a silent ㅇ
+        # (게어 -> geo) make a digraph.
+        for digraph, sound in _VOWEL_DIGRAPHS:
+            if digraph in key:
+                key = key.replace(digraph, sound)
+    elif any(_is_syllable(c) or _is_jamo(c) for c in text):
         key = _korean_key(text)
     else:
-        letters = "".join(_LEET.get(c, c) for c in text)
-        key = _latin_fold("".join(c for c in letters if c.isascii() and c.isalpha()))
-    return _collapse(key)
+        key = _latin_fold(_NOT_LATIN.sub("", text.translate(_LEET_TABLE)))
+    return _REPEATS.sub(r"\1", key)
 
 
 def edit_distance(a: str | tuple, b: str | tuple) -> int:

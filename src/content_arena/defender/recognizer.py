@@ -25,7 +25,11 @@ Adversarial Misspellings with Robust Word Recognition") do with a word-recogniti
 
 Challengers inherit their champion's vocabulary unchanged: their training texts are the battle's
 evasions, and taking those in would teach the recogniser that a garbled word is a known one.
-Lookups are cached per word, so a batch pays for each distinct unknown word once.
+Lookups are cached per word, so a batch pays for each distinct unknown word once, and a batch's unknown
+words are looked up together. A garbled word's key and its deletions are mostly strings no vocabulary word
+has: a bit filter of the index (a few MiB, where the index is a dict of over a million strings) answers
+those without touching the index, so the lookups that miss, most of them, cost no cache misses; the filter
+only skips, so what is found is exactly what the index alone would find.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from os.path import commonprefix
 from pathlib import Path
+
+import numpy as np
 
 __all__ = ["RECOGNIZER_FILE", "WordRecognizer"]
 
@@ -48,13 +54,25 @@ _CACHE_LIMIT = 200_000
 # No word is looked up past this many characters, nor is its key used past this many letters: real words
 # are far shorter, and a key's deletions cost its length squared (a 5,000-letter "word" would be 25M).
 _MAX_WORD = 64
+# Bits of the index's membership filter: with about ten index entries per vocabulary word, one bit per
+# entry of 2**25 lets through a few per cent of the misses for 4 MiB.
+_FILTER_BITS = 1 << 25
 
 
-def _key(word: str) -> str:
-    # The attacks package imports the defender's; words here are normalised already.
-    from content_arena.attacks.readability import normalized_reading_key
+def _membership_filter(keys: Iterable[str], size: int) -> np.ndarray:
+    """A bit array with the bit of ``hash(k) mod 2**25`` set for each of ``size`` keys (Python's string hash:
+    the filter is built in the process that reads it)."""
+    hashes = np.fromiter(map(hash, keys), dtype=np.int64, count=size).view(np.uint64) & np.uint64(_FILTER_BITS - 1)
+    bits = np.zeros(_FILTER_BITS // 8, dtype=np.uint8)
+    np.bitwise_or.at(bits, hashes >> np.uint64(3), np.left_shift(1, hashes & np.uint64(7)).astype(np.uint8))
+    return bits
 
-    return normalized_reading_key(word)
+
+def _may_hold(bits: np.ndarray, probes: Sequence[str]) -> np.ndarray:
+    """Positions in ``probes`` whose filter bit is set (every probe held by the index among them)."""
+    hashes = np.fromiter(map(hash, probes), dtype=np.int64, count=len(probes)).view(np.uint64)
+    hashes &= np.uint64(_FILTER_BITS - 1)
+    return np.flatnonzero((bits[hashes >> np.uint64(3)] >> (hashes & np.uint64(7)).astype(np.uint8)) & 1)
 
 
 def _one_swap_apart(a: str, b: str) -> bool:
@@ -82,6 +100,10 @@ class WordRecognizer:
     def __init__(self, counts: Mapping[str, int], *, min_count: int = 1, min_key: int = 3):
         if min_count < 1 or min_key < 1:
             raise ValueError("min_count and min_key must be at least 1")
+        # The attacks package imports the defender's, so the key is imported here; words are normalised already.
+        from content_arena.attacks.readability import normalized_reading_key
+
+        self._key = normalized_reading_key
         self.counts = {word: int(count) for word, count in counts.items() if count > 0}
         self.min_count = min_count
         self.min_key = min_key
@@ -94,7 +116,7 @@ class WordRecognizer:
             count = self.counts[word]
             if count < min_count:
                 continue
-            key, script = _key(word), _script(word)
+            key, script = self._key(word), _script(word)
             if not min_key <= len(key) <= _MAX_WORD or not script:
                 continue
             best = self._words.get(script + key)
@@ -109,6 +131,7 @@ class WordRecognizer:
                     self._index[script + deleted] = key
                 else:
                     self._index[script + deleted] = (held, key) if isinstance(held, str) else (*held, key)
+        self._filter = _membership_filter(self._index, len(self._index))
         self._cache: dict[str, str] = {}
 
     @classmethod
@@ -123,49 +146,73 @@ class WordRecognizer:
     def word(self, word: str) -> str:
         """The known word ``word`` reads as, or ``word`` itself."""
         cached = self._cache.get(word)
-        if cached is not None:
-            return cached
-        found = word
-        if len(word) <= _MAX_WORD and word.lower() not in self.counts:
-            key, script = _key(word), _script(word)
-            if self.min_key <= len(key) <= _MAX_WORD and script:
-                exact = self._words.get(script + key)
-                if exact is not None:
-                    found = exact
-                else:
-                    found = self._closest(key, script) or word
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[word] = found
-        return found
+        if cached is None:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._look_up((word,))
+            cached = self._cache[word]
+        return cached
 
-    def _closest(self, key: str, script: str) -> str | None:
-        """The most frequent word whose key is one edit from ``key`` (ties: the first in sorted order).
+    def _look_up(self, words: Iterable[str]) -> None:
+        """Cache what each of ``words`` (not cached yet, distinct) reads as."""
+        cache, counts, exact_words = self._cache, self.counts, self._words
+        pending: list[tuple[str, str, str]] = []
+        for word in words:
+            found = word
+            if len(word) <= _MAX_WORD and word.lower() not in counts:
+                key = self._key(word)
+                if self.min_key <= len(key) <= _MAX_WORD:
+                    script = _script(word)
+                    if script:
+                        exact = exact_words.get(script + key)
+                        if exact is None:
+                            pending.append((word, key, script))
+                            continue
+                        found = exact
+            cache[word] = found
+        if pending:
+            for (word, _, _), found in zip(pending, self._closest_many(pending), strict=True):
+                cache[word] = found or word
 
-        Which deletion matched tells the distance: a shorter or longer candidate is one edit away; one of the
-        same length is when it differs by one letter or by two neighbours swapped (two deletions at different
-        places can also pair keys two edits apart).
+    def _closest_many(self, pending: Sequence[tuple[str, str, str]]) -> list[str | None]:
+        """For each (word, key, script): the most frequent word whose key is one edit from ``key`` (ties: the
+        first in sorted order), or None.
+
+        Each key is probed as itself and less each of its letters. Which probe matched tells the distance: a
+        shorter or longer candidate is one edit away; one of the same length is when it differs by one letter
+        or by two neighbours swapped (two deletions at different places can also pair keys two edits apart).
         """
-        near: list[str] = []
-        # ``key`` is the candidate's key less one letter: an insertion.
-        near.extend(other for other in self._held(script + key) if len(other) == len(key) + 1)
-        for i in range(len(key)):
-            deleted = key[:i] + key[i + 1 :]
-            for other in self._held(script + deleted):
-                if len(other) == len(deleted):  # the candidate's key is ``key`` less one letter: a deletion
-                    near.append(other)
+        probes: list[str] = []
+        for _, key, script in pending:
+            probes.append(script + key)
+            probes.extend([script + key[:i] + key[i + 1 :] for i in range(len(key))])
+        near: list[list[str]] = [[] for _ in pending]
+        # Probe p belongs to key owners[p], at p - starts[n]: 0 for the key itself, i + 1 for the key less
+        # its i-th letter.
+        sizes = [len(key) + 1 for _, key, _ in pending]
+        starts = np.cumsum([0, *sizes[:-1]]).tolist()
+        owners = np.repeat(np.arange(len(pending)), sizes)
+        maybe = _may_hold(self._filter, probes)
+        held_at = self._index.get
+        for p, n in zip(maybe.tolist(), owners[maybe].tolist(), strict=True):
+            held = held_at(probes[p])
+            if held is None:
+                continue
+            _, key, _ = pending[n]
+            found = near[n]
+            for other in (held,) if isinstance(held, str) else held:
+                if p == starts[n]:  # ``key`` is the candidate's key less one letter: an insertion
+                    if len(other) == len(key) + 1:
+                        found.append(other)
+                elif len(other) == len(key) - 1:  # the candidate's key is ``key`` less one letter: a deletion
+                    found.append(other)
                 elif _one_swap_apart(key, other):
-                    near.append(other)
-        if not near:
-            return None
-        words = [self._words[script + other] for other in near]
-        return min(words, key=lambda word: (-self.counts[word], word))
-
-    def _held(self, deletion: str) -> tuple[str, ...]:
-        held = self._index.get(deletion)
-        if held is None:
-            return ()
-        return (held,) if isinstance(held, str) else held
+                    found.append(other)
+        best: list[str | None] = []
+        for (_, _, script), others in zip(pending, near, strict=True):
+            words = [self._words[script + other] for other in others]
+            best.append(min(words, key=lambda word: (-self.counts[word], word)) if words else None)
+        return best
 
     def clear_cache(self) -> None:
         """Forget every lookup, the reading keys of words included (as a service meeting only new words)."""
@@ -176,15 +223,26 @@ class WordRecognizer:
 
     def __call__(self, text: str) -> str:
         """``text`` with every recognised word replaced; unchanged (same object) when none is."""
-        words = text.split()
-        read = [self.word(w) for w in words]
-        if read == words:
-            return text
-        replacements = iter(read)
-        return _WORD.sub(lambda _: next(replacements), text)
+        return self.many((text,))[0]
 
     def many(self, texts: Sequence[str]) -> list[str]:
-        return [self(text) for text in texts]
+        """:meth:`__call__` over ``texts``, the unknown words of all of them looked up together."""
+        split = [text.split() for text in texts]
+        if len(self._cache) >= _CACHE_LIMIT:  # bounded: it can run over by one batch's new words
+            self._cache.clear()
+        cache = self._cache
+        new = {word for words in split for word in words if word not in cache}
+        if new:
+            self._look_up(new)
+        out: list[str] = []
+        for text, words in zip(texts, split, strict=True):
+            read = [cache[w] for w in words]
+            if read == words:
+                out.append(text)
+            else:
+                replacements = iter(read)
+                out.append(_WORD.sub(lambda _, r=replacements: next(r), text))
+        return out
 
     # ------------------------------------------------------------------ persistence
 
