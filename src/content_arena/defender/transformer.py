@@ -68,6 +68,20 @@ class TransformerDefender(Defender):
     Texts are tokenized once (a character-level tokenizer through a lookup table, any other with the
     Rust tokenizer; see :mod:`~content_arena.defender.token_ids`), sorted by length and cut into batches
     so that padding stays small; scores come back in the caller's order.
+
+    Args:
+        model_dir: The saved defender (weights, tokenizer, ``arena_model.json``).
+        name: The name it reports and logs under.
+        batch_size: Texts per forward pass.
+        threshold: A decision threshold overriding the model's own policy threshold.
+        device: ``cpu`` or ``cuda``; None: CUDA where present, except for ``runtime="onnx"`` (CPU).
+        verify: Check the files against the manifest's digests at load.
+        quantize: Serve the transformer blocks' Linear layers with dynamic int8 (CPU only; see
+            :func:`quantize_int8` for its precision).
+        runtime: ``torch``, or ``onnx``: the float32 weights exported once and run by ONNX Runtime on CPU,
+            torch's scores to float rounding (:mod:`~content_arena.defender.onnx_runtime`); where
+            onnxruntime is missing or the export fails, torch serves and one warning says why.
+        onnx_cache_dir: Where ONNX exports are kept between loads (None: exported at every load).
     """
 
     def __init__(
@@ -94,9 +108,7 @@ class TransformerDefender(Defender):
         # quantised per batch. Speeds up a transformer backbone's matmuls on CPU at a small cost in
         # precision, measured against full precision in bench/throughput.py.
         self.quantize = quantize
-        # "onnx": the float32 weights exported once and run by ONNX Runtime on CPU (see
-        # content_arena.defender.onnx_runtime); "torch" where onnxruntime is missing or the export fails,
-        # with one warning. ``runtime_in_use`` says which one serves after load().
+        # ``runtime_in_use`` says which runtime serves after load(): "torch" when an onnx one fell back.
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         if runtime == "onnx" and quantize:
