@@ -94,6 +94,18 @@ def test_the_runtime_comes_from_the_configuration_for_the_library_and_kserve(cha
     assert DefenderModel("content-filter", model_dir=champions["bert"], config=cfg, runtime="torch").runtime == "torch"
 
 
+@needs_onnx
+def test_an_export_onnx_runtime_cannot_open_leaves_torch_serving(champions, tmp_path, caplog):
+    from content_arena.defender.artifacts import read_manifest
+
+    key = onnx_runtime.export_key(champions["bert"], read_manifest(champions["bert"]).files)
+    (tmp_path / f"{key}.onnx").write_bytes(b"not a model")
+    with caplog.at_level(logging.WARNING, logger="content_arena.defender.transformer"):
+        defender = TransformerDefender(champions["bert"], runtime="onnx", onnx_cache_dir=tmp_path).load()
+    assert defender.runtime_in_use == "torch" and "could not open" in caplog.text
+    assert defender.predict(["you are an idiot"]).shape == (1,)
+
+
 def test_without_onnxruntime_the_defender_warns_once_and_serves_with_torch(champions, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now fails, as when not installed
     assert importlib.util.find_spec("onnxruntime") is None

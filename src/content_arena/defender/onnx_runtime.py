@@ -187,8 +187,8 @@ def onnx_classifier(model: torch.nn.Module, model_dir: Path, encoder: Any, pad_i
         The session, ready to serve.
 
     Raises:
-        OnnxUnavailable: A package is missing, the export failed, or the session's logits differ from torch's
-            by more than :data:`MAX_LOGIT_DIFFERENCE` on the probe batch.
+        OnnxUnavailable: A package is missing, the export failed, ONNX Runtime could not open it, or the
+            session's logits differ from torch's by more than :data:`MAX_LOGIT_DIFFERENCE` on the probe batch.
     """
     missing = missing_packages()
     if missing:
@@ -207,7 +207,10 @@ def onnx_classifier(model: torch.nn.Module, model_dir: Path, encoder: Any, pad_i
         except Exception as exc:  # any exporter failure: the caller serves with torch instead
             raise OnnxUnavailable(f"the export to ONNX failed: {type(exc).__name__}: {exc}") from exc
         log.info("exported %s to ONNX at %s", model_dir, path)
-    session = OnnxClassifier(path, threads if threads is not None else torch.get_num_threads(), keep=keep)
+    try:
+        session = OnnxClassifier(path, threads if threads is not None else torch.get_num_threads(), keep=keep)
+    except Exception as exc:  # an unreadable file or an operator this build lacks: torch serves instead
+        raise OnnxUnavailable(f"ONNX Runtime could not open {path}: {type(exc).__name__}: {exc}") from exc
     with torch.no_grad():
         expected = model(input_ids=input_ids, attention_mask=attention_mask).logits.float().numpy()
     difference = float(np.abs(session(ids, mask) - expected).max())

@@ -259,7 +259,8 @@ def _refuse_int8_for_a_decoder(model_dir: Path) -> None:
     backbone = config.get("arena_backbone") if isinstance(config, dict) else None
     if isinstance(backbone, dict) and backbone.get("kind") == "decoder":
         raise ValueError(f"serving.quantize int8 is refused for a decoder backbone ({backbone.get('family')}): dynamic "
-                         "int8 moves its scores far beyond 0.01 of float32; serve it with serving.quantize none")
+                         "int8 moves its scores far beyond 0.01 of float32; serve it with serving.quantize none (and "
+                         "serving.runtime onnx for speed at float32 precision)")
 
 
 def _v1_texts(payload: dict[str, Any]) -> list[str]:
