@@ -5,10 +5,11 @@
   seed corpus; the default recipe (the small model built from config) trains on the same texts. Both
   keep the same validation texts for their calibration and policy threshold and are judged on the same
   held-out texts: time per epoch, F1, AUROC, and recall and FPR at the policy point.
-- **CPU serving.** The fine-tuned SmolLM2 classifier scored by the defender with dynamic int8 Linear
-  layers, and in float32, each beside transformers' ``pipeline()`` over the same weights at batch 64;
-  max |Δp| of int8 against float32 on every English seed text, raw and as served (calibrated). The
-  same for a MiniLM-shaped BERT trained from scratch on the same fit texts: a trained encoder.
+- **CPU serving.** The fine-tuned SmolLM2 classifier scored by the defender in float32 torch, with
+  dynamic int8 Linear layers, and with ONNX Runtime (``serving.runtime: onnx``, float32), each beside
+  transformers' ``pipeline()`` over the same weights at batch 64; max |Δp| of int8 and of ONNX against
+  float32 torch on every English seed text, raw and as served (calibrated). The same for a
+  MiniLM-shaped BERT trained from scratch on the same fit texts: a trained encoder.
 
 Time per epoch is read from the training tracker's per-epoch callbacks, so it covers the gradient
 epochs only (and their validation pass): the default recipe's closed-form n-gram stage (L-BFGS) and
@@ -204,42 +205,75 @@ def quality_rows(smol: Trained, default: Trained, n_fit: int, n_val: int) -> lis
 # -- serving -----------------------------------------------------------------------------------------
 
 
+def served_difference(full: Any, other: Any, prepared: list[str], reference: np.ndarray) -> dict[str, Any]:
+    """How far ``other``'s scores are from float32 ``full``'s on ``prepared`` texts: max |Δp| raw and
+    calibrated (as served, each through its own calibration), and verdicts changed at each one's threshold."""
+    raw = other.predict(prepared)
+    served, expected = other.calibrate(raw), full.calibrate(reference)
+    return {"max_abs_prob_difference_vs_float32": float(np.abs(raw - reference).max()),
+            "max_abs_served_score_difference_vs_float32": float(np.abs(served - expected).max()),
+            "verdicts_changed": int(np.sum((served >= other.threshold) != (expected >= full.threshold)))}
+
+
 def serving_rows(ctx: Context, model_dir: Path, texts: list[str], repeats: int, checked: list[str],
                  label: str = "SmolLM2 classifier") -> list[dict[str, Any]]:
-    """``scores()`` with int8 dynamic quantisation and in float32 beside ``pipeline()`` at batch 64 on
-    ``texts``; the int8 scores' largest difference from float32 on ``checked`` (raw probabilities and
-    calibrated scores)."""
+    """``scores()`` in float32 torch, with int8 dynamic quantisation and with ONNX Runtime (float32),
+    each beside ``pipeline()`` at batch 64 on ``texts``; the int8 and ONNX scores' largest difference
+    from float32 torch on ``checked`` (raw probabilities and calibrated scores)."""
     from bench.throughput import hf_pipeline
     from content_arena.defender import TransformerDefender
 
     full = TransformerDefender(model_dir, batch_size=64, device="cpu").load()
     int8 = TransformerDefender(model_dir, batch_size=64, device="cpu", quantize=True).load()
+    started = time.perf_counter()
+    onnx = TransformerDefender(model_dir, batch_size=64, runtime="onnx").load()  # exported here, not cached
+    onnx_load_s = time.perf_counter() - started
     pipe = hf_pipeline(model_dir, full.max_length)
     theirs = median_rate(lambda: len(pipe(texts, 64)), repeats)
     ours_full = median_rate(lambda: len(full.scores(texts)), repeats)
     ours_int8 = median_rate(lambda: len(int8.scores(texts)), repeats)
+    served_onnx = onnx.runtime_in_use == "onnx"
+    ours_onnx = median_rate(lambda: len(onnx.scores(texts)), repeats) if served_onnx else None
     prepared = full.preprocess(checked)
     reference = full.predict(prepared)
-    quantised = int8.predict(prepared)
-    raw_delta = float(np.abs(quantised - reference).max())
-    served_delta = float(np.abs(int8.calibrate(quantised) - full.calibrate(reference)).max())
-    flips = int(np.sum((int8.calibrate(quantised) >= int8.threshold) != (full.calibrate(reference) >= full.threshold)))
-    ctx.details["backbones_int8"] = {
-        "model": label, "texts": len(texts), "checked_texts": len(checked), "max_abs_prob_difference_vs_float32": raw_delta,
-        "max_abs_served_score_difference_vs_float32": served_delta, "verdicts_changed": flips,
-        "float32_prob_std": float(reference.std()),
+    paths = {"int8": served_difference(full, int8, prepared, reference)}
+    if served_onnx:
+        paths["onnx"] = served_difference(full, onnx, prepared, reference)
+    ctx.details["backbones_serving"] = {
+        "model": label, "texts": len(texts), "checked_texts": len(checked), "float32_prob_std": float(reference.std()),
         "float32_prob_share_between_0.1_and_0.9": float(np.mean((reference > 0.1) & (reference < 0.9))),
+        "onnx_runtime_in_use": onnx.runtime_in_use, "onnx_load_seconds": round(onnx_load_s, 2), **paths,
     }
     spread = f"float32 probabilities' std {reference.std():.2f}"
-    return [
+
+    def against_float32(path: str) -> tuple[dict[str, Any], str]:
+        d = paths[path]
+        raw, served = d["max_abs_prob_difference_vs_float32"], d["max_abs_served_score_difference_vs_float32"]
+        return ({"max |Δp| vs float32": raw, "served": served},
+                f"max |Δp| vs float32 over {len(checked)} texts {raw:.1e} raw, {served:.1e} calibrated "
+                f"({'within' if raw <= MAX_DELTA and served <= MAX_DELTA else 'over'} the {MAX_DELTA} limit), "
+                f"{d['verdicts_changed']} verdict(s) changed ({spread})")
+
+    others, note = against_float32("int8")
+    rows = [
         row(SECTION, f"{label} scores(), batch 64, int8 dynamic", "texts/s", ours_int8, "transformers pipeline",
-            theirs, others={"max |Δp| vs float32": raw_delta, "served": served_delta},
-            note=f"{len(texts)} English texts, trained weights; max |Δp| vs float32 over {len(checked)} texts "
-                 f"{raw_delta:.1e} raw, {served_delta:.1e} calibrated ({'within' if raw_delta <= MAX_DELTA else 'over'} "
-                 f"the {MAX_DELTA} limit), {flips} verdict(s) changed ({spread})"),
+            theirs, others=others, note=f"{len(texts)} English texts, trained weights; {note}"),
         row(SECTION, f"{label} scores(), batch 64, float32", "texts/s", ours_full, "transformers pipeline", theirs,
             note=f"{len(texts)} English texts; length-sorted batches, no int8"),
     ]
+    figure = f"{label} scores(), batch 64, ONNX Runtime float32"
+    if served_onnx:
+        others, note = against_float32("onnx")
+        rows.append(row(SECTION, figure, "texts/s", ours_onnx, "transformers pipeline", theirs, others=others,
+                        note=f"{len(texts)} English texts; serving.runtime onnx, exported at load in "
+                             f"{onnx_load_s:.0f} s, {onnx.onnx.threads} intra-op thread(s); {note}"))
+    else:
+        from content_arena.defender.onnx_runtime import missing_packages
+
+        why = f"{' and '.join(missing_packages()) or 'the export'} unavailable (pip install 'content-arena[onnx]')"
+        rows.append(row(SECTION, figure, "texts/s", None, "transformers pipeline", theirs, status="skipped",
+                        note=f"skipped: {why}; the defender fell back to torch"))
+    return rows
 
 
 # -- the section -------------------------------------------------------------------------------------
@@ -274,14 +308,16 @@ def bench_backbones(ctx: Context, gguf: Path | None = None) -> list[dict[str, An
     repeats = max(1, min(3, sizes.repeats))
     rows.extend(serving_rows(ctx, smol.model_dir, texts, repeats, english))
     # The same measurement on a trained encoder: BERT trained from scratch on the fit texts (an explicit
-    # learning rate: the recipe's 2e-5 is for pretrained weights).
+    # learning rate: the recipe's 2e-5 is for pretrained weights; from random weights this post-norm encoder
+    # needs one high enough to spread its scores and low enough not to collapse them to one value).
     bert = train_one(ctx, ENCODER, "bert", fit, val, test,
                      model={"base_model": str(english_encoder(ctx, [e.text for e in fit])),
                             "max_length": sizes.backbone_max_length},
-                     training={"epochs": sizes.backbone_epochs, "batch_size": 16, "seed": 0, "learning_rate": 5e-4})
+                     training={"epochs": sizes.backbone_epochs, "batch_size": 16, "seed": 0, "learning_rate": 2e-4})
     ctx.details[SECTION]["models"][ENCODER] = {"train_seconds": round(bert.seconds, 2), "held_out": bert.held_out,
                                                "epoch_seconds": [round(s, 2) for s in bert.epoch_seconds]}
-    smol_int8 = ctx.details.pop("backbones_int8")
+    smol_serving = ctx.details.pop("backbones_serving")
     rows.extend(serving_rows(ctx, bert.model_dir, texts, repeats, english, label="BERT classifier"))
-    ctx.details["backbones_int8"] = {"SmolLM2 classifier": smol_int8, "BERT classifier": ctx.details["backbones_int8"]}
+    ctx.details["backbones_serving"] = {"SmolLM2 classifier": smol_serving,
+                                        "BERT classifier": ctx.details["backbones_serving"]}
     return rows

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from bench import bench_backbones, harness
 
+from content_arena.defender.onnx_runtime import missing_packages
 from tiny_backbones import build
 
 pytestmark = pytest.mark.slow
@@ -40,19 +41,23 @@ def test_the_backbone_and_the_default_recipe_are_compared_on_the_same_english_sp
     assert models[bench_backbones.DEFAULT]["ngram_stage_seconds"] is not None
 
 
-def test_int8_serving_is_timed_beside_the_pipeline_with_its_difference_from_float32(section):
+def test_int8_and_onnx_serving_are_timed_beside_the_pipeline_with_their_difference_from_float32(section):
     rows, details = section
     serving = [r for r in rows if "scores()" in r["figure"]]
-    assert [r["figure"] for r in serving] == ["SmolLM2 classifier scores(), batch 64, int8 dynamic",
-                                              "SmolLM2 classifier scores(), batch 64, float32",
-                                              "BERT classifier scores(), batch 64, int8 dynamic",
-                                              "BERT classifier scores(), batch 64, float32"]
-    assert all(r["baseline"] == "transformers pipeline" and r["value"] > 0 and r["baseline_value"] > 0
-               for r in serving)
-    for int8 in details["backbones_int8"].values():
-        assert int8["texts"] == harness.TINY.backbone_serve_texts and int8["checked_texts"] == 620
-        assert 0.0 <= int8["max_abs_prob_difference_vs_float32"] <= 1.0
-    assert all("max |Δp| vs float32" in r["note"] for r in serving if "int8" in r["figure"])
+    assert [r["figure"] for r in serving] == [f"{model} classifier scores(), batch 64, {path}"
+                                              for model in ("SmolLM2", "BERT")
+                                              for path in ("int8 dynamic", "float32", "ONNX Runtime float32")]
+    onnx = not missing_packages()
+    for r in serving:
+        assert r["baseline"] == "transformers pipeline" and r["baseline_value"] > 0
+        assert r["value"] > 0 if onnx or "ONNX" not in r["figure"] else r["status"] == "skipped"
+    for model in details["backbones_serving"].values():
+        assert model["texts"] == harness.TINY.backbone_serve_texts and model["checked_texts"] == 620
+        assert 0.0 <= model["int8"]["max_abs_prob_difference_vs_float32"] <= 1.0
+        if onnx:  # float32 in another runtime: the same scores to float rounding
+            assert model["onnx_runtime_in_use"] == "onnx"
+            assert model["onnx"]["max_abs_prob_difference_vs_float32"] <= 1e-4
+    assert all("max |Δp| vs float32" in r["note"] for r in serving if "int8" in r["figure"] or "ONNX" in r["figure"])
     assert details["backbones"]["models"][bench_backbones.ENCODER]["held_out"]["n"] == 124
 
 

@@ -293,6 +293,17 @@ class ServingConfig(_Section):
     # faster for a pretrained backbone at a small cost in precision (see docs/own-model.md); "none"
     # serves them as saved, in float32 on CPU.
     quantize: Literal["none", "int8"] = "none"
+    # Which runtime runs the (float32) weights wherever a defender is loaded: the library, the API and
+    # the KServe runtime. "onnx" exports the model once (kept under {home}/onnx) and serves it with ONNX
+    # Runtime on CPU, within float rounding of torch and faster for a pretrained backbone; it needs
+    # the [onnx] extra and falls back to torch, with one warning, without it. Not combined with int8.
+    runtime: Literal["torch", "onnx"] = "torch"
+
+    @model_validator(mode="after")
+    def _one_way_to_run(self) -> ServingConfig:
+        if self.runtime == "onnx" and self.quantize == "int8":
+            raise ValueError("serving.runtime onnx serves float32 weights; set serving.quantize none with it")
+        return self
 
 
 class MonitoringConfig(_Section):

@@ -20,6 +20,7 @@ __all__ = [
     "ModelNotFound",
     "TransformerDefender",
     "load_defender",
+    "onnx_cache_dir",
     "resolve_model_dir",
 ]
 
@@ -37,14 +38,22 @@ def resolve_model_dir(location: str | Path, config: ArenaConfig | None = None) -
     return path
 
 
+def onnx_cache_dir(config: ArenaConfig | None) -> Path | None:
+    """Where ONNX exports are kept between loads: ``<home>/onnx``; None without a configuration."""
+    return config.home_path / "onnx" if config is not None else None
+
+
 def load_defender(
     location: str | Path, config: ArenaConfig | None = None, *, batch_size: int | None = None
 ) -> TransformerDefender:
-    """Load a defender once from a directory or an MLflow model URI."""
+    """Load a defender once from a directory or an MLflow model URI, with the configuration's
+    ``inference.batch_size`` and ``serving.runtime`` (torch without a configuration)."""
     model_dir = resolve_model_dir(location, config)
     if batch_size is None:
         batch_size = config.inference.batch_size if config is not None else 64
-    defender = TransformerDefender(model_dir, batch_size=batch_size)
+    runtime = config.serving.runtime if config is not None else "torch"
+    defender = TransformerDefender(model_dir, batch_size=batch_size, runtime=runtime,
+                                   onnx_cache_dir=onnx_cache_dir(config))
     defender.load()
     if defender.version is None and str(location).startswith("models:/"):
         defender.version = str(location)

@@ -20,6 +20,8 @@ revision (see :mod:`content_arena.serving.metrics`).
 ``serving.quantize: int8`` serves the weights with the Linear layers of the transformer blocks
 dynamically quantised to int8, on CPU (the pooler and the head stay float32); the calibration and
 the policy threshold are the model's own, fitted in float32. A decoder backbone is refused int8.
+``serving.runtime: onnx`` serves the float32 weights with ONNX Runtime on CPU instead (the same scores
+to float rounding; torch, with one warning, where onnxruntime is not installed).
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ from kserve.errors import InvalidInput
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from content_arena.defender import ModelNotFound, TransformerDefender, resolve_model_dir
+from content_arena.defender import ModelNotFound, TransformerDefender, onnx_cache_dir, resolve_model_dir
 from content_arena.defender.artifacts import MANIFEST_FILE
+from content_arena.defender.onnx_runtime import RUNTIMES
 from content_arena.monitoring import LiveMonitor, prepare
 from content_arena.serving import metrics
 
@@ -90,6 +93,7 @@ class DefenderModel(Model):
         max_batch_size: int = 256,
         max_text_length: int = 5000,
         quantize: str | None = None,
+        runtime: str | None = None,
     ):
         super().__init__(name)
         if model_dir is not None and model_uri is not None:
@@ -99,6 +103,12 @@ class DefenderModel(Model):
         self.quantize = quantize if quantize is not None else getattr(serving, "quantize", "none")
         if self.quantize not in QUANTIZE_MODES:
             raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, got {self.quantize!r}")
+        # None: the configuration's serving.runtime ("torch" without a configuration).
+        self.runtime = runtime if runtime is not None else getattr(serving, "runtime", "torch")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if self.runtime == "onnx" and self.quantize == "int8":
+            raise ValueError("runtime onnx serves float32 weights; it does not combine with quantize int8")
         self.model_dir = model_dir if model_dir is not None or model_uri is not None else DEFAULT_MODEL_DIR
         self.model_uri = model_uri
         self.config = config
@@ -132,9 +142,11 @@ class DefenderModel(Model):
         int8 = self.quantize == "int8"
         if int8:
             _refuse_int8_for_a_decoder(location)
-        # Dynamic int8 has CPU kernels only: a quantised model is served on CPU even where CUDA is present.
+        # Dynamic int8 has CPU kernels only: a quantised model is served on CPU even where CUDA is present
+        # (and so is an ONNX one: TransformerDefender picks the CPU for it).
         self.defender = TransformerDefender(location, name=self.name, batch_size=self.batch_size, quantize=int8,
-                                            device="cpu" if int8 else None).load()
+                                            device="cpu" if int8 else None, runtime=self.runtime,
+                                            onnx_cache_dir=onnx_cache_dir(self.config)).load()
         if int8:
             log.info("serving %s with int8 dynamic quantisation on CPU (serving.quantize)", self.name)
         self.ready = True
@@ -247,7 +259,8 @@ def _refuse_int8_for_a_decoder(model_dir: Path) -> None:
     backbone = config.get("arena_backbone") if isinstance(config, dict) else None
     if isinstance(backbone, dict) and backbone.get("kind") == "decoder":
         raise ValueError(f"serving.quantize int8 is refused for a decoder backbone ({backbone.get('family')}): dynamic "
-                         "int8 moves its scores far beyond 0.01 of float32; serve it with serving.quantize none")
+                         "int8 moves its scores far beyond 0.01 of float32; serve it with serving.quantize none (and "
+                         "serving.runtime onnx for speed at float32 precision)")
 
 
 def _v1_texts(payload: dict[str, Any]) -> list[str]:
