@@ -207,6 +207,72 @@ def test_the_recall_anchor_is_the_first_champion_judged_and_stays_put(tmp_path):
     assert json.loads((tmp_path / "reference.json").read_text())["version"] == 1
 
 
+class RankedDefender:
+    """Scores from a table (``power`` reshapes them without changing their order), read at ``threshold``."""
+
+    def __init__(self, table: dict[str, float], threshold: float, power: float = 1.0) -> None:
+        self.table, self.threshold, self.power = table, threshold, power
+
+    def scores(self, texts):
+        return np.array([self.table[t] ** self.power for t in texts])
+
+
+def _ranked_texts():
+    """40 labelled texts whose scores overlap, and a variant of each that scores a little lower."""
+    rng = np.random.default_rng(3)
+    examples = [Example(f"toxic {k}", 1) for k in range(20)] + [Example(f"clean {k}", 0) for k in range(20)]
+    table = {e.text: float(rng.uniform(0.3, 1.0) if e.label else rng.uniform(0.0, 0.7)) for e in examples}
+    table.update({f"{t} ~": 0.9 * v for t, v in list(table.items())})
+    return examples, table
+
+
+def test_two_models_that_rank_alike_are_judged_alike_at_the_pool_threshold_wherever_their_own_landed():
+    from content_arena.evaluation import evaluate
+    from content_arena.operating_point import OperatingPoint
+    from content_arena.steps import judged_at
+
+    examples, table = _ranked_texts()
+    adversarial = AdversarialSet(tuple(examples), {"tilde": tuple(f"{e.text} ~" for e in examples)}, seed=1)
+    champion = RankedDefender(table, threshold=0.45)
+    challenger = RankedDefender(table, threshold=0.45 ** 2 * 1.5, power=2.0)  # same order, its threshold higher
+    own = evaluate(champion, adversarial), evaluate(challenger, adversarial)
+    assert own[0].clean.fpr != own[1].clean.fpr  # at their own thresholds the landing differs
+
+    point = OperatingPoint(metric="fpr", value=0.10)
+    read = [evaluate(judged_at(m, examples, point), adversarial) for m in (champion, challenger)]
+    assert read[0].clean.fpr == read[1].clean.fpr <= 0.10
+    assert read[0].clean.recall == read[1].clean.recall
+    assert read[0].evasion_rate == read[1].evasion_rate
+    assert read[0].attacked_clean_fpr == read[1].attacked_clean_fpr
+    assert challenger.threshold == 0.45 ** 2 * 1.5  # the model's own (deployed) threshold is left alone
+
+
+def test_the_promoter_reads_models_at_the_pool_threshold_only_when_configured():
+    from content_arena.config import ArenaConfig
+    from content_arena.orchestrator import judged_models
+    from content_arena.steps import Splits
+
+    examples, table = _ranked_texts()
+    splits = Splits(train=examples, test=examples[10:30], fit=[], val=examples[:10] + examples[30:])
+    model = RankedDefender(table, threshold=0.05)
+    assert judged_models(ArenaConfig(), splits, model) is None
+    [read] = judged_models(ArenaConfig(quality_gate={"compare_at": "pool"}), splits, model)
+    clean = sorted((table[e.text] for e in examples if e.label == 0), reverse=True)
+    assert clean[2] < read.threshold <= clean[1]  # 2 of the 20 clean texts flagged: FPR 0.10
+    assert read.scores(["toxic 1"])[0] == table["toxic 1"]  # everything but the threshold is the model's
+
+
+def test_the_recall_anchor_at_the_pool_threshold_keeps_its_own_reference(tmp_path):
+    from content_arena.coevolution import RecallAnchor
+
+    RecallAnchor(tmp_path)(_evaluation(0.95, 0, 1), _evaluation(0.95, 0, 2))
+    pooled = RecallAnchor(tmp_path, basis="pool")
+    [reason] = pooled(_evaluation(0.90, 0, 1), _evaluation(0.88, 0, 2))
+    assert "drifts below the first champion's 0.900" in reason
+    assert json.loads((tmp_path / "reference.json").read_text())["recall"] == 0.95
+    assert json.loads((tmp_path / "reference-pool.json").read_text())["recall"] == 0.90
+
+
 # -- cycles (real training, tiny config) ----------------------------------------------------------
 
 
