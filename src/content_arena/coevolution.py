@@ -52,14 +52,7 @@ from content_arena.data import Example
 from content_arena.evaluation import AdversarialSet, EvaluationReport
 from content_arena.evaluation import evaluate as run_evaluation
 from content_arena.model_promoter import adversarial_error
-from content_arena.orchestrator import (
-    CycleHooks,
-    PipelineSummary,
-    Stage,
-    judged_models,
-    run_one_cycle,
-    run_pipeline,
-)
+from content_arena.orchestrator import CycleHooks, PipelineSummary, Stage, run_one_cycle, run_pipeline
 from content_arena.steps import EVAL_ATTACK_SEED, Splits, Workspace
 
 __all__ = [
@@ -348,14 +341,9 @@ def _probe(champion: Any, splits: Splits, population: Population, cycle: int) ->
     return [r.edits for r in attacker.attack_batch(texts, seed=_PROBE_SEED + cycle) if r.success]
 
 
-def _reference_path(state: Path, basis: str) -> Path:
-    return state / ("reference.json" if basis == "policy" else f"reference-{basis}.json")
-
-
-def _reference(state: Path, report: EvaluationReport, version: int | None, basis: str = "policy") -> dict[str, Any]:
-    """The first cycle's champion figures every later challenger is anchored to (written once per
-    ``quality_gate.compare_at`` basis: ``report`` is read where the promoter reads models)."""
-    path = _reference_path(state, basis)
+def _reference(state: Path, report: EvaluationReport, version: int | None) -> dict[str, Any]:
+    """The first cycle's champion figures every later challenger is anchored to (written once)."""
+    path = state / "reference.json"
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
     reference = {"recall": report.clean.recall, "fpr": report.clean.fpr, "version": version}
@@ -390,24 +378,21 @@ class NoForgetting:
 class RecallAnchor:
     """A promotion check: no drift in clean recall by small steps.
 
-    The first cycle's champion (``reference.json``: its recall and clean FPR on the loop's test split) is
-    the anchor. A challenger is rejected when its clean recall falls more than ``tolerance`` below the
-    anchor's, both read where the promoter reads models (``quality_gate.compare_at``): at ``policy``, each
-    at its own deployed threshold, where the deployed model is used; at ``pool``, each at the threshold the
-    policy gives on the validation and test texts together (``reference-pool.json``), so the anchor
-    judges ranking and not where a threshold landed on the validation texts.
+    The first cycle's champion (``reference.json``: its recall and clean FPR at its policy threshold on
+    the loop's test split) is the anchor. A challenger is rejected when its clean recall at its own
+    policy threshold falls more than ``tolerance`` below the anchor's: the deployed model is used at that
+    threshold, so that is where it must not catch less.
 
     Args:
-        state: The coevolution folder.
+        state: The coevolution folder (``reference.json``).
         tolerance: How much recall the challenger may lose.
-        basis: ``quality_gate.compare_at``.
     """
 
-    def __init__(self, state: Path, tolerance: float = RECALL_TOLERANCE, basis: str = "policy") -> None:
-        self.state, self.tolerance, self.basis = state, tolerance, basis
+    def __init__(self, state: Path, tolerance: float = RECALL_TOLERANCE) -> None:
+        self.state, self.tolerance = state, tolerance
 
     def __call__(self, champion: steps.Evaluation, challenger: steps.Evaluation) -> list[str]:
-        anchor = float(_reference(self.state, champion.report, champion.version, self.basis)["recall"])
+        anchor = float(_reference(self.state, champion.report, champion.version)["recall"])
         recall = challenger.report.clean.recall
         if recall >= anchor - self.tolerance:
             return []
@@ -453,7 +438,7 @@ def run_cycle(ws: Workspace, splits: Splits, population: Population, cycle: int,
 
     def checks(champion: Any, challenger: Any) -> list[steps.PromotionCheck]:
         forgetting.append(NoForgetting(champion, challenger, earlier_sets(state, cycle)))
-        return [forgetting[-1], RecallAnchor(state, basis=cfg.quality_gate.compare_at)]
+        return [forgetting[-1], RecallAnchor(state)]
 
     armed: list[Strategy] = []
 
@@ -469,13 +454,7 @@ def run_cycle(ws: Workspace, splits: Splits, population: Population, cycle: int,
     )
     run = run_one_cycle(ws, splits, hooks, console=console, started=started)
     summary = run.summary
-    version = summary.champion_before.get("version")
-    _reference(state, run.evaluation.report, version)
-    basis = cfg.quality_gate.compare_at
-    if basis != "policy" and not _reference_path(state, basis).is_file():
-        judged = judged_models(cfg, splits, run.champion)
-        if judged is not None:
-            _reference(state, run_evaluation(judged[0], run.adversarial), version, basis)
+    _reference(state, run.evaluation.report, summary.champion_before.get("version"))
     _save_adversarial(state, cycle, run.adversarial)
     evasion = dict(summary.champion_before["per_strategy"])
     population.record(cycle, evasion)

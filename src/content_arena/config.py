@@ -51,13 +51,6 @@ class QualityGateConfig(_Section):
     min_recall: float = Field(0.60, ge=0.0, le=1.0)
     # Attacked clean texts may be flagged this many points above the clean false-positive rate.
     max_attacked_clean_fpr_increase: float = Field(0.02, ge=0.0, le=1.0)
-    # Where the promoter reads champion and challenger. ``policy``: each at its deployed threshold, the one
-    # the operating point chose on the validation texts. ``pool``: each at the threshold the same operating
-    # point gives on the validation and held-out test texts together, so both flag (about) the same share of
-    # clean texts and the comparison judges how each ranks attacked texts rather than where its threshold
-    # landed on a few validation texts; the deployed threshold is still the validation one. ``pool`` reads
-    # the held-out labels twice (threshold and metrics) for a comparison only, never for a deployed number.
-    compare_at: Literal["policy", "pool"] = "policy"
 
 
 class DefenderConfig(_Section):

@@ -203,16 +203,8 @@ def run_one_cycle(ws: Workspace, splits: Splits, hooks: CycleHooks | None = None
     with stage(hooks.title("evaluate challenger on the same sets")):
         challenger = steps.load_model(ws, trained.result.model_dir)
         after = steps.evaluate_model(ws, challenger, adversarial, version=trained.version, role="challenger")
-        judged = judged_models(cfg, splits, champion, challenger)
-        if judged is not None:
-            champion_read, challenger_read = judged
-            before_read = steps.evaluate_model(ws, champion_read, adversarial, version=None)
-            after_read = steps.evaluate_model(ws, challenger_read, adversarial, version=None, role="challenger")
-            after_read.version = trained.version
-        else:
-            champion_read, challenger_read, before_read, after_read = champion, challenger, before, after
-        checks = hooks.checks(champion_read, challenger_read) if hooks.checks is not None else ()
-        comparison = steps.compare_models(ws, before_read, after_read, checks)
+        checks = hooks.checks(champion, challenger) if hooks.checks is not None else ()
+        comparison = steps.compare_models(ws, before, after, checks)
     run.challenger = challenger
     with stage(hooks.title("promote" if comparison.promote else "reject challenger")):
         steps.apply_decision(ws, comparison.promote, challenger_version=trained.version,
@@ -223,16 +215,6 @@ def run_one_cycle(ws: Workspace, splits: Splits, hooks: CycleHooks | None = None
     summary.champion_version = trained.version if comparison.promote else champ.version
     summary.seconds = time.perf_counter() - started
     return run
-
-
-def judged_models(cfg: ArenaConfig, splits: Splits, *models: Defender) -> list[steps.AtThreshold] | None:
-    """The models as the promoter reads them when ``quality_gate.compare_at`` is ``pool``: each at the
-    threshold ``defender.operating_point`` gives on the validation and test texts together
-    (:func:`content_arena.steps.judged_at`); None at ``policy`` (each at its deployed threshold)."""
-    if cfg.quality_gate.compare_at != "pool":
-        return None
-    pool = [*splits.val, *splits.test]
-    return [steps.judged_at(model, pool, cfg.defender.operating_point) for model in models]
 
 
 def run_pipeline(cfg: ArenaConfig, *, console: Any | None = None) -> PipelineSummary:

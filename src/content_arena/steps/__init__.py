@@ -13,7 +13,7 @@ from content_arena.steps.attack import run_battle
 from content_arena.steps.augment import TrainingSet, training_set
 from content_arena.steps.champion import ChampionResult, arm, ensure_champion, needs_defender
 from content_arena.steps.collect import collect_evasions
-from content_arena.steps.compare import AtThreshold, PromotionCheck, compare_models, judged_at
+from content_arena.steps.compare import PromotionCheck, compare_models
 from content_arena.steps.evaluate import Evaluation, adversarial_set, evaluate_model, report_from_dict
 from content_arena.steps.gate import judge_champion
 from content_arena.steps.models import (
@@ -38,7 +38,6 @@ from content_arena.steps.workspace import (
 
 __all__ = [
     "EVAL_ATTACK_SEED",
-    "AtThreshold",
     "ChampionResult",
     "PromotionCheck",
     "Evaluation",
@@ -57,7 +56,6 @@ __all__ = [
     "evaluate_model",
     "fit_val_split",
     "judge_champion",
-    "judged_at",
     "load_dataset",
     "load_model",
     "load_splits",

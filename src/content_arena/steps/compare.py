@@ -5,22 +5,14 @@ that can veto a promotion the rules would make. A check is any callable taking t
 challenger's :class:`~content_arena.steps.evaluate.Evaluation` and returning the reasons it rejects the
 challenger (none: it passes). Checks run only when the rules would promote: they are for costlier
 questions (say, re-evaluating both models on earlier cycles' sets) that matter only then.
-
-Where both are read (``quality_gate.compare_at``): at their deployed policy thresholds, or at the
-thresholds the same operating point gives on a larger pool of labelled texts (:func:`judged_at`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
-
-import numpy as np
 
 from content_arena import model_promoter
-from content_arena.data import Example
 from content_arena.model_promoter import Comparison
-from content_arena.operating_point import OperatingPoint, choose_threshold
 from content_arena.steps.evaluate import Evaluation
 from content_arena.steps.workspace import Workspace
 
@@ -53,39 +45,3 @@ def compare_models(ws: Workspace, champion: Evaluation, challenger: Evaluation,
         run.log_metrics(challenger.metrics)
         run.set_tags({"promote": comparison.promote})
     return comparison
-
-
-class AtThreshold:
-    """A loaded defender read at another threshold: ``threshold`` replaced, everything else its own.
-
-    Args:
-        model: The defender (batched ``scores``).
-        threshold: The threshold its flags are read at.
-    """
-
-    def __init__(self, model: Any, threshold: float) -> None:
-        self.model = model
-        self.threshold = float(threshold)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.model, name)
-
-
-def judged_at(model: Any, pool: Sequence[Example], point: OperatingPoint) -> AtThreshold:
-    """``model`` at the threshold ``point`` gives on ``pool``.
-
-    With an FPR policy, two models judged on the same pool flag the same share of its clean texts, up to
-    one text in the pool's clean count: the more clean texts, the less a comparison of the two depends on
-    where each one's threshold happened to land.
-
-    Args:
-        model: A loaded defender.
-        pool: Labelled texts (both classes; see :func:`content_arena.operating_point.choose_threshold`).
-        point: The operating point.
-
-    Returns:
-        The model at that threshold.
-    """
-    scores = np.asarray(model.scores([e.text for e in pool]), dtype=np.float64)
-    choice = choose_threshold([e.label for e in pool], scores, point)
-    return AtThreshold(model, choice.threshold)
