@@ -236,11 +236,6 @@ class DataConfig(_Section):
     path: str | None = None
     format: str = "seed"
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    # Share of the training part held back as validation texts: they pick the best epoch, fit the score
-    # calibration and choose the policy threshold (``defender.operating_point``). More of them give a
-    # threshold that keeps the policy more closely on unseen text (with 60 clean texts an FPR policy moves
-    # in steps of 0.017) and leave fewer texts to train on.
-    validation_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     split_seed: int = 0
 
 

@@ -16,6 +16,9 @@ from content_arena.store import Store, open_store
 # challenger never sees the exact evaluation variants.
 EVAL_ATTACK_SEED = 10_007
 
+# Share of the training data held back to choose the best epoch.
+VALIDATION_FRACTION = 0.1
+
 
 @dataclass
 class Workspace:
@@ -62,19 +65,19 @@ def load_dataset(cfg: ArenaConfig) -> tuple[list[Example], list[Example]]:
 
 
 def fit_val_split(examples: Sequence[Example], cfg: ArenaConfig) -> tuple[list[Example], list[Example]]:
-    """Training data split into ``fit`` (gradient steps) and ``val`` (best epoch, calibration, policy threshold).
+    """Training data split into ``fit`` (gradient steps) and ``val`` (best epoch).
 
     Every entry point that trains (the loop, ``arena train``, the KFP steps) splits with this one
     function and seed, so a model trained by hand and one trained by the loop saw the same split.
 
     Args:
         examples: The training examples.
-        cfg: The configuration (``data.validation_fraction``, ``data.split_seed``).
+        cfg: The configuration (``data.split_seed``).
 
     Returns:
         (fit, val).
     """
-    return split_examples(examples, test_fraction=cfg.data.validation_fraction, seed=cfg.data.split_seed + 1)
+    return split_examples(examples, test_fraction=VALIDATION_FRACTION, seed=cfg.data.split_seed + 1)
 
 
 @dataclass
