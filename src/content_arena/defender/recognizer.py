@@ -78,7 +78,10 @@ def _may_hold(bits: np.ndarray, probes: Sequence[str]) -> np.ndarray:
 def _one_swap_apart(a: str, b: str) -> bool:
     """Whether two different strings of the same length are one substitution or one swap of neighbours
     apart (an optimal-string-alignment distance of 1)."""
-    n = len(commonprefix((a, b)))
+    if a.isascii() and b.isascii():  # reading keys are: the first difference is the top byte of a XOR
+        n = len(a) - (((int.from_bytes(a.encode(), "big") ^ int.from_bytes(b.encode(), "big")).bit_length() + 7) >> 3)
+    else:
+        n = len(commonprefix((a, b)))
     return a[n + 1 :] == b[n + 1 :] or (a[n] == b[n + 1 : n + 2] and a[n + 1 : n + 2] == b[n] and a[n + 2 :] == b[n + 2 :])
 
 
