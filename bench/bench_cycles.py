@@ -192,9 +192,14 @@ def run(cycles: int = 5, *, threads: int | None = None, beep: int | None = None,
         "never_in_loop": list(NEVER_IN_LOOP), "curve": curve, "bootstrap": before, "final": after,
         "fresh_search": {"bootstrap": fresh_before, "final": fresh_after}, "targets": targets, "holds": holds,
         "lineage": lineage, "cycle_summaries": [c.to_dict() for c in result.cycles],
+        "gate_attacked_clean_fpr": [run.gate.checks.get("worst_attacked_clean_fpr") for run in result.runs],
     }
     print_report(payload)
     return payload
+
+
+def _p(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -220,6 +225,10 @@ def print_report(p: dict[str, Any]) -> None:
     print_table("gate and promoter per cycle (the loop's own held-out split)", [
         {"cycle": c["cycle"], "gate": "; ".join(c["reasons"]) or "PASS",
          "promoter": "; ".join(c["decision"]) or "—"} for c in p["cycle_summaries"]])
+    print_table("the gate's worst attacked-clean FPR rise per cycle (the loop's own held-out split)", [
+        {"cycle": c["cycle"], "strategy": w["strategy"], "rise": w["increase"], "newly": w["newly_flagged"],
+         "no longer": w["no_longer_flagged"], "p": _p(w["p_value"]), "Holm p": _p(w["holm_p_value"])}
+        for c, w in zip(p["cycle_summaries"], p.get("gate_attacked_clean_fpr", []), strict=False) if w])
     families = list(p["bootstrap"]["per_family"])
     fam_rows = []
     for name in families:

@@ -138,3 +138,95 @@ def test_the_promoter_reports_each_model_at_its_own_threshold():
     decided = compare(champion, challenger, CFG)
     assert decided.promote and "at thresholds 0.620 → 0.810" in decided.reasons[0]
     assert decided.deltas["threshold"] == pytest.approx(0.19) and decided.deltas["recall"] == pytest.approx(-0.1)
+
+
+def paired(newly: int, no_longer: int, *, n_clean: int = 150, flagged: int = 15) -> EvaluationReport:
+    """A report whose ``ko_keyboard`` attack flags ``newly`` more and ``no_longer`` fewer of ``n_clean`` clean
+    texts (``flagged`` of them flagged clean), beside nine strategies that move one text each way."""
+    clean = BinaryMetrics(n=2 * n_clean, f1=0.9, precision=0.9, recall=0.9, auroc=0.95, fpr=flagged / n_clean,
+                          accuracy=0.9)
+
+    def strategy(b: int, c: int) -> StrategyResult:
+        return StrategyResult(evasion_rate=0.0, attacked_clean_fpr=(flagged + b - c) / n_clean, n_detected=100,
+                              n_evaded=0, n_clean=n_clean, n_clean_newly_flagged=b, n_clean_no_longer_flagged=c)
+
+    attacks = {"ko_keyboard": strategy(newly, no_longer), **{f"rule{k}": strategy(1, 1) for k in range(9)}}
+    return EvaluationReport(clean=clean, attacks=attacks, threshold=0.3, operating_point={"metric": "fpr", "value": 0.1})
+
+
+def test_the_sign_test_is_the_binomial_tail_of_the_newly_flagged_texts():
+    from content_arena.quality_gate import holm_adjusted, sign_test_p
+
+    assert sign_test_p(5, 1) == pytest.approx(7 / 64)
+    assert sign_test_p(12, 0) == pytest.approx(0.5**12)
+    assert sign_test_p(0, 0) == 1.0 and sign_test_p(0, 3) == 1.0
+    assert holm_adjusted({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "b": 0.06, "c": 0.06})
+
+
+def test_a_small_chance_rise_over_the_limit_passes():
+    result = check_quality(paired(5, 1), CFG)
+    worst = result.checks["worst_attacked_clean_fpr"]
+    assert worst["strategy"] == "ko_keyboard" and worst["increase"] > CFG.max_attacked_clean_fpr_increase
+    assert (worst["newly_flagged"], worst["no_longer_flagged"]) == (5, 1)
+    assert worst["p_value"] == pytest.approx(7 / 64)
+    assert result.passed
+
+
+def test_a_one_sided_rise_over_the_limit_fails_and_names_the_strategy_with_its_counts():
+    result = check_quality(paired(12, 0), CFG)
+    assert result.decision is Decision.FAIL and len(result.reasons) == 1
+    assert "ko_keyboard +0.080 (12 newly flagged, 0 no longer; p 0.0002" in result.reasons[0]
+    assert "rule" not in result.reasons[0]
+    worst = result.checks["worst_attacked_clean_fpr"]
+    assert worst["increase"] == pytest.approx(0.08) and result.checks["attacked_clean_fpr_increase"] == pytest.approx(0.08)
+    assert worst["holm_p_value"] == pytest.approx(10 * 0.5**12)  # ten strategies changed a clean text
+
+
+def test_a_significant_rise_below_the_limit_passes():
+    below = paired(15, 0, n_clean=1000, flagged=100)
+    assert check_quality(below, CFG).passed
+    assert not check_quality(below, QualityGateConfig(max_attacked_clean_fpr_increase=0.01)).passed
+
+
+def test_the_significance_level_is_configurable():
+    # 8 newly / 0: p 0.0039, Holm 0.039 over ten strategies.
+    assert not check_quality(paired(8, 0), CFG).passed
+    assert check_quality(paired(8, 0), QualityGateConfig(attacked_clean_fpr_alpha=0.01)).passed
+
+
+def test_the_json_report_carries_the_paired_counts_of_each_strategy():
+    from content_arena.data import Example
+    from content_arena.defender import Defender
+    from content_arena.evaluation import AdversarialSet, evaluate
+    from content_arena.steps.evaluate import report_from_dict
+
+    class Bang(Defender):
+        """Flags every text with a '!'."""
+
+        def __init__(self) -> None:
+            super().__init__(name="bang", threshold=0.5)
+            self.ready = True
+
+        def load(self) -> Bang:
+            return self
+
+        def predict(self, texts):
+            import numpy as np
+
+            return np.array([0.9 if "!" in t else 0.1 for t in texts], dtype=np.float32)
+
+    examples = (Example("hi", 0), Example("ok!", 0), Example("yo", 0), Example("bad!", 1))
+    # The attack adds a '!' to "hi" and "yo" (newly flagged) and drops it from "ok!" (no longer flagged).
+    adversarial = AdversarialSet(examples=examples, variants={"bang": ("hi!", "ok", "yo!", "bad!")}, seed=1)
+    report = evaluate(Bang(), adversarial)
+    counts = report.to_dict()["attacks"]["bang"]
+    assert (counts["n_clean_newly_flagged"], counts["n_clean_no_longer_flagged"]) == (2, 1)
+    assert counts["attacked_clean_fpr"] - report.clean.fpr == pytest.approx((2 - 1) / 3)
+    back = report_from_dict({"report": report.to_dict(), "threshold": report.threshold})
+    assert back.attacks["bang"] == report.attacks["bang"]
+
+
+def test_a_report_without_paired_counts_is_judged_on_the_limit_alone():
+    result = check_quality(report(0.9, {"a": 0}, fpr=0.05, attacked_fpr=0.08), CFG)
+    assert not result.passed and "a +0.030 (no paired counts)" in result.reasons[0]
+    assert result.checks["worst_attacked_clean_fpr"]["p_value"] is None

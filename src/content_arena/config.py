@@ -49,8 +49,18 @@ class QualityGateConfig(_Section):
     # of what it should catch through. A higher limit fails weak champions sooner (more retraining), a lower
     # one accepts a model that mostly holds its false-positive promise by flagging little.
     min_recall: float = Field(0.60, ge=0.0, le=1.0)
-    # Attacked clean texts may be flagged this many points above the clean false-positive rate.
+    # Attacked clean texts may be flagged this many points above the clean false-positive rate. A strategy
+    # fails only when its rise is above this limit *and* significant (attacked_clean_fpr_alpha): a few
+    # clean texts more or less is the sampling spread of a small test split, not a real rise.
     max_attacked_clean_fpr_increase: float = Field(0.02, ge=0.0, le=1.0)
+    # Family-wise significance level of the attacked-clean FPR rise: the most often the gate may fail a model
+    # whose attacks flag no more clean texts than they unflag, over all strategies together. Each strategy's
+    # rise is tested with an exact one-sided sign (McNemar) test on the same clean texts before and after the
+    # attack, and the strategies with any changed decision are corrected by Holm's step-down: it holds this
+    # level under any dependence between strategies (they garble the same texts) and, unlike Bonferroni,
+    # tests the next strategy at a looser level once a stronger one is significant. Lower: fewer false
+    # alarms, and a real rise needs more (or more one-sided) changed texts to be caught.
+    attacked_clean_fpr_alpha: float = Field(0.05, gt=0.0, le=1.0)
 
 
 class DefenderConfig(_Section):

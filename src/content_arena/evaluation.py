@@ -4,7 +4,8 @@ Everything is judged at the defender's own threshold, the one its operating poin
 texts (``Defender.threshold``), on its calibrated scores. Evasion rate of a strategy = among toxic texts
 the defender flags in their clean form, the share whose attacked variant it no longer flags.
 Attacked-clean FPR = share of attacked *clean* texts it flags: a defender that flags every garbled text
-would otherwise look robust. The clean metrics add the threshold-free ranking (AUROC, PR-AUC) and the
+would otherwise look robust. Each strategy also counts, on the same clean texts, those flagged only once
+attacked and those flagged only in their clean form: the paired counts the gate tests the rise on. The clean metrics add the threshold-free ranking (AUROC, PR-AUC) and the
 calibration of the scores (expected calibration error and the reliability curve).
 """
 
@@ -51,6 +52,10 @@ class StrategyResult:
     n_detected: int
     n_evaded: int
     n_clean: int
+    # Clean texts flagged once attacked but not in their clean form, and the reverse (None: not counted,
+    # as in a report written before these were). attacked_clean_fpr - clean FPR = (newly - no longer) / n_clean.
+    n_clean_newly_flagged: int | None = None
+    n_clean_no_longer_flagged: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,6 +148,7 @@ def evaluate(defender: Defender, adversarial: AdversarialSet) -> EvaluationRepor
     )
     detected = (clean_scores >= threshold) & (labels == 1)
     is_clean = labels == 0
+    clean_flagged = (clean_scores >= threshold) & is_clean
     n = len(clean_texts)
     for i, name in enumerate(names):
         flagged = variant_scores[i * n : (i + 1) * n] >= threshold
@@ -155,5 +161,7 @@ def evaluate(defender: Defender, adversarial: AdversarialSet) -> EvaluationRepor
             n_detected=n_detected,
             n_evaded=n_evaded,
             n_clean=n_clean,
+            n_clean_newly_flagged=int((flagged & is_clean & ~clean_flagged).sum()),
+            n_clean_no_longer_flagged=int((clean_flagged & ~flagged).sum()),
         )
     return report

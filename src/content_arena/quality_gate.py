@@ -6,19 +6,30 @@ validation texts, reported in the evaluation), so the gate judges the model as i
 FAIL when any of: overall evasion rate above ``max_evasion_rate``; one strategy's evasion rate above
 ``max_strategy_evasion_rate`` (a strong attacker is not averaged away by weak ones); clean F1 below ``min_f1_score``;
 clean F1 dropped by ``min_f1_drop`` or more from the F1 recorded for the champion; clean recall below
-``min_recall`` (an FPR policy fixes the clean texts flagged, recall says what it buys); attacked clean
-texts flagged more than ``max_attacked_clean_fpr_increase`` above the clean false-positive rate.
+``min_recall`` (an FPR policy fixes the clean texts flagged, recall says what it buys); one strategy's
+attacked clean texts flagged more than ``max_attacked_clean_fpr_increase`` above the clean false-positive
+rate *and* significantly so.
 Every failing check is a reason; the result also keeps each check's value and the threshold.
+
+The attacked-clean FPR rise is tested on paired counts: of the same clean texts, ``b`` are flagged only
+once attacked and ``c`` only in their clean form, so the rise is ``(b - c) / n_clean``. Without a real
+rise each changed text is as likely to go either way, so ``p = P(Binomial(b + c, 1/2) >= b)`` (an exact
+one-sided sign test, McNemar's on the discordant texts). The p-values of the strategies that changed any
+clean text's decision are Holm-adjusted, so the chance that the check fails a model without a real rise
+in any strategy is at most ``attacked_clean_fpr_alpha``. On a small test split a rise of a few texts is
+within that spread; a strategy fails only when its rise is both over the limit and significant. A
+report without the counts (written before they were) is judged on the limit alone.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from content_arena.config import QualityGateConfig
-from content_arena.evaluation import EvaluationReport
+from content_arena.evaluation import EvaluationReport, StrategyResult
 
 # Rates are ratios of counts; compare them to limits with a tolerance so 0.95 - 0.90 counts as 0.05.
 EPSILON = 1e-9
@@ -48,6 +59,66 @@ def _strategies_above(report: EvaluationReport, limit: float) -> str:
     above = sorted(((name, r.evasion_rate) for name, r in report.attacks.items() if r.evasion_rate > limit),
                    key=lambda item: -item[1])
     return ", ".join(f"{name} {rate:.3f}" for name, rate in above)
+
+
+def sign_test_p(newly: int, no_longer: int) -> float:
+    """``P(Binomial(newly + no_longer, 1/2) >= newly)``: the exact one-sided sign (McNemar) test's p-value.
+
+    Args:
+        newly: clean texts flagged once attacked but not in their clean form (``b``).
+        no_longer: clean texts flagged in their clean form but not once attacked (``c``).
+
+    Returns:
+        The chance of at least ``newly`` of the changed texts going the flagged way when either way is
+        equally likely (1.0 when nothing changed).
+    """
+    n = newly + no_longer
+    return sum(math.comb(n, k) for k in range(newly, n + 1)) / 2**n
+
+
+def holm_adjusted(p_values: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjusted p-values: each is significant at ``alpha`` family-wise when <= ``alpha``.
+
+    Args:
+        p_values: one p-value per hypothesis.
+
+    Returns:
+        The adjusted p-value of each, ``max over the smaller ones of min(1, (m - rank) * p)``.
+    """
+    ordered = sorted(p_values.items(), key=lambda item: item[1])
+    m, running, adjusted = len(ordered), 0.0, {}
+    for rank, (name, p) in enumerate(ordered):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[name] = running
+    return adjusted
+
+
+def _attacked_clean_rises(report: EvaluationReport) -> list[dict[str, Any]]:
+    """Each strategy's attacked-clean FPR rise with its paired counts and p-values, the largest rise first."""
+
+    def counted(r: StrategyResult) -> bool:
+        return r.n_clean_newly_flagged is not None and r.n_clean_no_longer_flagged is not None
+
+    p_values = {name: sign_test_p(r.n_clean_newly_flagged, r.n_clean_no_longer_flagged)
+                for name, r in report.attacks.items()
+                if counted(r) and r.n_clean_newly_flagged + r.n_clean_no_longer_flagged > 0}
+    adjusted = holm_adjusted(p_values)
+    rises = []
+    for name, r in report.attacks.items():
+        rises.append({
+            "strategy": name, "increase": r.attacked_clean_fpr - report.clean.fpr,
+            "newly_flagged": r.n_clean_newly_flagged, "no_longer_flagged": r.n_clean_no_longer_flagged,
+            "p_value": p_values.get(name, 1.0) if counted(r) else None,
+            "holm_p_value": adjusted.get(name, 1.0) if counted(r) else None,
+        })
+    return sorted(rises, key=lambda rise: (-rise["increase"], rise["p_value"] or 0.0))
+
+
+def _rise_text(rise: dict[str, Any]) -> str:
+    if rise["p_value"] is None:
+        return f"{rise['strategy']} +{rise['increase']:.3f} (no paired counts)"
+    return (f"{rise['strategy']} +{rise['increase']:.3f} ({rise['newly_flagged']} newly flagged, "
+            f"{rise['no_longer_flagged']} no longer; p {rise['p_value']:.4f}, Holm {rise['holm_p_value']:.4f})")
 
 
 def _at(report: EvaluationReport) -> str:
@@ -97,11 +168,17 @@ def check_quality(
         checks["f1_drop"] = drop
         if drop >= cfg.min_f1_drop - EPSILON:
             reasons.append(f"F1 dropped {drop:.3f} from the champion's {reference_f1:.3f} (min_f1_drop {cfg.min_f1_drop:.3f})")
-    fpr_increase = report.worst_attacked_clean_fpr - report.clean.fpr
-    checks["attacked_clean_fpr_increase"] = fpr_increase
-    if fpr_increase > cfg.max_attacked_clean_fpr_increase:
-        reasons.append(
-            f"attacked clean texts flagged {fpr_increase:.3f} above the clean FPR {report.clean.fpr:.3f} "
-            f"(max_attacked_clean_fpr_increase {cfg.max_attacked_clean_fpr_increase:.3f})"
-        )
+    checks["attacked_clean_fpr_increase"] = report.worst_attacked_clean_fpr - report.clean.fpr
+    rises = _attacked_clean_rises(report)
+    if rises:
+        checks["worst_attacked_clean_fpr"] = rises[0]
+        failing = [rise for rise in rises if rise["increase"] > cfg.max_attacked_clean_fpr_increase + EPSILON
+                   and (rise["holm_p_value"] is None or rise["holm_p_value"] <= cfg.attacked_clean_fpr_alpha)]
+        if failing:
+            reasons.append(
+                f"attacked clean texts flagged significantly more than the clean FPR {report.clean.fpr:.3f} "
+                f"(max_attacked_clean_fpr_increase {cfg.max_attacked_clean_fpr_increase:.3f}, "
+                f"attacked_clean_fpr_alpha {cfg.attacked_clean_fpr_alpha:.3f}): "
+                + ", ".join(_rise_text(rise) for rise in failing)
+            )
     return GateResult(Decision.FAIL if reasons else Decision.PASS, reasons, checks)
