@@ -232,3 +232,17 @@ def test_a_full_cache_is_emptied_between_batches_without_losing_a_word(monkeypat
     assert recognizer.many(texts) == ["you are a stupid idiot", "shut up faggots", "새끼야 꺼져 병신"]
     assert recognizer.many(texts[:1]) == ["you are a stupid idiot"]
     assert len(recognizer._cache) <= 3 + len(" ".join(texts).split())
+
+
+def test_a_cache_emptied_meanwhile_by_another_thread_loses_no_word(monkeypatch):
+    recognizer = WordRecognizer.build(normalize_many(CORPUS))
+    assert recognizer.many(["you are a stupid idiot"]) == ["you are a stupid idiot"]  # these words are cached
+    real = recognizer._closest_many
+
+    def emptying(pending):
+        recognizer._cache.clear()  # what another thread's batch does when the cache is full
+        return real(pending)
+
+    monkeypatch.setattr(recognizer, "_closest_many", emptying)
+    assert recognizer.many(["you are a stupud idiiot"]) == ["you are a stupid idiot"]
+    assert recognizer.word("faggpts") == "faggots"

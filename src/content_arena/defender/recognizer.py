@@ -152,13 +152,14 @@ class WordRecognizer:
         if cached is None:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            self._look_up((word,))
-            cached = self._cache[word]
+            cached = self._look_up((word,))[word]
         return cached
 
-    def _look_up(self, words: Iterable[str]) -> None:
-        """Cache what each of ``words`` (not cached yet, distinct) reads as."""
-        cache, counts, exact_words = self._cache, self.counts, self._words
+    def _look_up(self, words: Iterable[str]) -> dict[str, str]:
+        """What each of ``words`` (distinct, not cached) reads as; also cached. The answer comes back rather
+        than through the cache, which another thread may empty meanwhile."""
+        counts, exact_words = self.counts, self._words
+        read: dict[str, str] = {}
         pending: list[tuple[str, str, str]] = []
         for word in words:
             found = word
@@ -172,10 +173,12 @@ class WordRecognizer:
                             pending.append((word, key, script))
                             continue
                         found = exact
-            cache[word] = found
+            read[word] = found
         if pending:
             for (word, _, _), found in zip(pending, self._closest_many(pending), strict=True):
-                cache[word] = found or word
+                read[word] = found or word
+        self._cache.update(read)
+        return read
 
     def _closest_many(self, pending: Sequence[tuple[str, str, str]]) -> list[str | None]:
         """For each (word, key, script): the most frequent word whose key is one edit from ``key`` (ties: the
@@ -233,13 +236,20 @@ class WordRecognizer:
         split = [text.split() for text in texts]
         if len(self._cache) >= _CACHE_LIMIT:  # bounded: it can run over by one batch's new words
             self._cache.clear()
-        cache = self._cache
-        new = {word for words in split for word in words if word not in cache}
+        cached = self._cache.get
+        read_as: dict[str, str] = {}
+        new: list[str] = []
+        for word in {word for words in split for word in words}:
+            found = cached(word)
+            if found is None:
+                new.append(word)
+            else:
+                read_as[word] = found
         if new:
-            self._look_up(new)
+            read_as.update(self._look_up(new))
         out: list[str] = []
         for text, words in zip(texts, split, strict=True):
-            read = [cache[w] for w in words]
+            read = [read_as[w] for w in words]
             if read == words:
                 out.append(text)
             else:
