@@ -67,6 +67,8 @@ CANDIDATES: dict[str, Recipe] = {
                          note="8x the default's hash buckets at an eighth of its dimensions (same table size)"),
     "plain-lr": Recipe("plain-lr", note="n-gram branch without NBSVM scaling (bench-side patch, no config knob)"),
     "phonetic-fold": Recipe("phonetic-fold", experimental={"ngram_phonetic_fold": True}),
+    "recognizer-novel": Recipe("recognizer-novel", experimental={"recognizer_novel_only": True},
+                               note="the recogniser reads only Korean words with a character pair no known word has"),
     "harden-levels": Recipe("harden-levels", experimental={"harden_strategies": ["ko_level2", "ko_level3"]},
                             note="experimental.harden_strategies with the stacked difficulty levels"),
 }

@@ -246,3 +246,14 @@ def test_a_cache_emptied_meanwhile_by_another_thread_loses_no_word(monkeypatch):
     monkeypatch.setattr(recognizer, "_closest_many", emptying)
     assert recognizer.many(["you are a stupud idiiot"]) == ["you are a stupid idiot"]
     assert recognizer.word("faggpts") == "faggots"
+
+
+def test_with_novel_only_a_korean_word_of_known_character_pairs_is_left_as_written(tmp_path):
+    counts = {"미투": 5, "이투년차": 2, "미친년": 5, "믿으면": 50, "새끼야": 9, "stupid": 3}
+    plain, novel = WordRecognizer(counts), WordRecognizer(counts, novel_only=True)
+    assert plain.word("미투년") == "믿으면"  # one key edit from a common word
+    assert novel.word("미투년") == "미투년"  # every pair (^미, 미투, 투년, 년$) is in some known word
+    assert novel.word("새끠야") == "새끼야"  # 새끠 is a pair no known word has
+    assert novel.word("stupud") == "stupid"  # Latin words are always looked up
+    novel.save(tmp_path)
+    assert WordRecognizer.load(tmp_path).word("미투년") == "미투년"

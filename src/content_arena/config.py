@@ -371,6 +371,11 @@ class ExperimentalConfig(_Section):
     word_recognition: bool = True
     recognizer_min_count: int = Field(1, ge=1)
     recognizer_min_key: int = Field(3, ge=1)
+    # Only Korean words with a pair of neighbouring characters (ends included) that no vocabulary word has
+    # are read back; the others are left as written. It keeps rare genuine words (a slur compound read as
+    # a common word loses its signal) and skips most lookups, at the cost of the edits whose every pair
+    # some known word has (a vowel or consonant swapped for a common one).
+    recognizer_novel_only: bool = False
     # With ``model.encoder`` true, the second stage keeps the encoder only if it lifts validation AUROC by
     # at least this over the n-gram branch alone; otherwise the champion is saved without it (use_encoder
     # false: the branch's scores, at several times the speed). null always keeps the encoder.

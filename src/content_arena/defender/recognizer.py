@@ -100,7 +100,7 @@ def _deletions(key: str) -> set[str]:
 class WordRecognizer:
     """Maps unknown words to the closest, then most frequent, known word within one edit of their reading key."""
 
-    def __init__(self, counts: Mapping[str, int], *, min_count: int = 1, min_key: int = 3):
+    def __init__(self, counts: Mapping[str, int], *, min_count: int = 1, min_key: int = 3, novel_only: bool = False):
         if min_count < 1 or min_key < 1:
             raise ValueError("min_count and min_key must be at least 1")
         # The attacks package imports the defender's, so the key is imported here; words are normalised already.
@@ -135,13 +135,20 @@ class WordRecognizer:
                 else:
                     self._index[script + deleted] = (held, key) if isinstance(held, str) else (*held, key)
         self._filter = _membership_filter(self._index, len(self._index))
+        # With ``novel_only``, a Korean word whose every pair of neighbouring characters (ends included) some
+        # vocabulary word has is left alone: the model knows its n-grams, and reading it as a neighbour
+        # replaces a rare genuine word (a slur compound) by a common wrong one.
+        self.novel_only = novel_only
+        self._pairs = ({f"\x02{w}\x03"[i : i + 2] for w in self.counts for i in range(len(w) + 1)} if novel_only
+                       else frozenset())
         self._cache: dict[str, str] = {}
 
     @classmethod
-    def build(cls, texts: Iterable[str], *, min_count: int = 1, min_key: int = 3) -> WordRecognizer:
+    def build(cls, texts: Iterable[str], *, min_count: int = 1, min_key: int = 3,
+              novel_only: bool = False) -> WordRecognizer:
         """From already normalised texts (the words are counted lowercased)."""
         counts = Counter(word.lower() for text in texts for word in text.split())
-        return cls(counts, min_count=min_count, min_key=min_key)
+        return cls(counts, min_count=min_count, min_key=min_key, novel_only=novel_only)
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -163,7 +170,7 @@ class WordRecognizer:
         pending: list[tuple[str, str, str]] = []
         for word in words:
             found = word
-            if len(word) <= _MAX_WORD and word.lower() not in counts:
+            if len(word) <= _MAX_WORD and word.lower() not in counts and not (self.novel_only and self._attested(word)):
                 key = self._key(word)
                 if self.min_key <= len(key) <= _MAX_WORD:
                     script = _script(word)
@@ -179,6 +186,12 @@ class WordRecognizer:
                 read[word] = found or word
         self._cache.update(read)
         return read
+
+    def _attested(self, word: str) -> bool:
+        if _HANGUL.search(word) is None:
+            return False
+        padded, pairs = f"\x02{word.lower()}\x03", self._pairs
+        return all(padded[i : i + 2] in pairs for i in range(len(padded) - 1))
 
     def _closest_many(self, pending: Sequence[tuple[str, str, str]]) -> list[str | None]:
         """For each (word, key, script): the most frequent word whose key is one edit from ``key`` (ties: the
@@ -260,7 +273,8 @@ class WordRecognizer:
     # ------------------------------------------------------------------ persistence
 
     def to_dict(self) -> dict:
-        return {"format": _FORMAT, "min_count": self.min_count, "min_key": self.min_key, "counts": self.counts}
+        return {"format": _FORMAT, "min_count": self.min_count, "min_key": self.min_key, "novel_only": self.novel_only,
+                "counts": self.counts}
 
     def save(self, model_dir: str | Path) -> Path:
         path = Path(model_dir) / RECOGNIZER_FILE
@@ -277,4 +291,5 @@ class WordRecognizer:
         raw = json.loads(path.read_text(encoding="utf-8"))
         if raw.get("format") != _FORMAT or not isinstance(raw.get("counts"), dict):
             raise ValueError(f"{path}: not a word recogniser this version can read")
-        return cls(raw["counts"], min_count=int(raw["min_count"]), min_key=int(raw["min_key"]))
+        return cls(raw["counts"], min_count=int(raw["min_count"]), min_key=int(raw["min_key"]),
+                   novel_only=bool(raw.get("novel_only", False)))

@@ -352,7 +352,8 @@ def _build_recognizer(normalized: Sequence[str], cfg: ArenaConfig) -> WordRecogn
     if not cfg.experimental.word_recognition:
         return None
     recognizer = WordRecognizer.build(normalized, min_count=cfg.experimental.recognizer_min_count,
-                                      min_key=cfg.experimental.recognizer_min_key)
+                                      min_key=cfg.experimental.recognizer_min_key,
+                                      novel_only=cfg.experimental.recognizer_novel_only)
     log.info("word recogniser: %d known words", len(recognizer))
     return recognizer
 
