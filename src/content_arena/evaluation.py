@@ -5,8 +5,9 @@ texts (``Defender.threshold``), on its calibrated scores. Evasion rate of a stra
 the defender flags in their clean form, the share whose attacked variant it no longer flags.
 Attacked-clean FPR = share of attacked *clean* texts it flags: a defender that flags every garbled text
 would otherwise look robust. Each strategy also counts, on the same clean texts, those flagged only once
-attacked and those flagged only in their clean form: the paired counts the gate tests the rise on. The clean metrics add the threshold-free ranking (AUROC, PR-AUC) and the
-calibration of the scores (expected calibration error and the reliability curve).
+attacked and those flagged only in their clean form: the paired counts the gate tests the rise on. The
+clean metrics add the threshold-free ranking (AUROC, PR-AUC) and the calibration of the scores (expected
+calibration error and the reliability curve).
 """
 
 from __future__ import annotations

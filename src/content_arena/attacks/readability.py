@@ -80,8 +80,8 @@ _LEET = {"4": "a", "@": "a", "3": "e", "1": "i", "!": "i", "0": "o", "5": "s", "
          "8": "b", "9": "g", "|": "l", "2": "z"}
 _DIGRAPHS = (("ph", "b"), ("ck", "g"), ("sh", "s"), ("ch", "j"), ("th", "d"), ("eo", "o"), ("ae", "e"),
              ("eu", "u"), ("oo", "u"), ("ee", "i"), ("ui", "i"))
-_LATIN_CLASS_FROM = {"f": "b", "p": "b", "v": "b", "c": "g", "k": "g", "q": "g", "t": "d", "z": "s", "r": "l", "x": "gs"}
-_LATIN_CLASS = str.maketrans(_LATIN_CLASS_FROM)
+_LATIN_CLASS = str.maketrans({"f": "b", "p": "b", "v": "b", "c": "g", "k": "g", "q": "g", "t": "d", "z": "s",
+                              "r": "l", "x": "gs"})
 
 
 def _is_syllable(char: str) -> bool:
@@ -100,7 +100,6 @@ def _syllable_key(char: str) -> str:
 #: Each Hangul syllable's key, for str.translate.
 _SYLLABLE_KEYS = {code: _syllable_key(chr(code)) for code in range(0xAC00, 0xD7A4)}
 _VOWEL_DIGRAPHS = tuple((d, sound) for d, sound in _DIGRAPHS if not set(d) - set("aeiouwy"))
-assert not set("".join(_SYLLABLE_KEYS.values())) & set("".join(_LATIN_CLASS_FROM)), "syllable keys skip _LATIN_CLASS"
 #: Marks that never read as a sound, nor as a look-alike jamo, nor make a neighbour read as one.
 _SILENT_MARKS = "".join(c for c in ".,?~\"'()[]{}<>^:;*#%&=/\\-♡♥…·" if c not in _KO_LOOKALIKE and c not in _LEET)
 _PLAIN_SYLLABLES = re.compile(f"[{re.escape(_SILENT_MARKS)}]*([\uac00-\ud7a3]+)[{re.escape(_SILENT_MARKS)}]*")
@@ -163,7 +162,6 @@ def _latin_fold(text: str) -> str:
     for digraph, sound in _DIGRAPHS:
         text = text.replace(digraph, sound)
     return text.translate(_LATIN_CLASS)
-
 
 
 @lru_cache(maxsize=65_536)
