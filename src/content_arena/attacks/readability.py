@@ -192,7 +192,8 @@ def _key_of(text: str) -> str:
         key = _korean_key(text)
     else:
         key = _latin_fold(_NOT_LATIN.sub("", text.translate(_LEET_TABLE)))
-    return _REPEATS.sub(r"\1", key)
+    # Most keys have no repeated letter, and searching costs a fraction of substituting.
+    return key if _REPEATS.search(key) is None else _REPEATS.sub(r"\1", key)
 
 
 def edit_distance(a: str | tuple, b: str | tuple) -> int:

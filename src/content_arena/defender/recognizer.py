@@ -26,10 +26,8 @@ Adversarial Misspellings with Robust Word Recognition") do with a word-recogniti
 Challengers inherit their champion's vocabulary unchanged: their training texts are the battle's
 evasions, and taking those in would teach the recogniser that a garbled word is a known one.
 Lookups are cached per word, so a batch pays for each distinct unknown word once, and a batch's unknown
-words are looked up together. A garbled word's key and its deletions are mostly strings no vocabulary word
-has: a bit filter of the index (a few MiB, where the index is a dict of over a million strings) answers
-those without touching the index, so the lookups that miss, most of them, cost no cache misses; the filter
-only skips, so what is found is exactly what the index alone would find.
+words are looked up together: their keys go to the one-edit search (:mod:`~content_arena.defender.edit_index`)
+in one call.
 """
 
 from __future__ import annotations
@@ -38,10 +36,9 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from os.path import commonprefix
 from pathlib import Path
 
-import numpy as np
+from content_arena.defender.edit_index import MAX_LENGTH, OneEditIndex
 
 __all__ = ["RECOGNIZER_FILE", "WordRecognizer"]
 
@@ -53,36 +50,8 @@ _LATIN = re.compile("[A-Za-z]")
 _CACHE_LIMIT = 200_000
 # No word is looked up past this many characters, nor is its key used past this many letters: real words
 # are far shorter, and a key's deletions cost its length squared (a 5,000-letter "word" would be 25M).
-_MAX_WORD = 64
-# Bits of the index's membership filter: with about ten index entries per vocabulary word, one bit per
-# entry of 2**25 lets through a few per cent of the misses for 4 MiB.
-_FILTER_BITS = 1 << 25
-
-
-def _membership_filter(keys: Iterable[str], size: int) -> np.ndarray:
-    """A bit array with the bit of ``hash(k) mod 2**25`` set for each of ``size`` keys (Python's string hash:
-    the filter is built in the process that reads it)."""
-    hashes = np.fromiter(map(hash, keys), dtype=np.int64, count=size).view(np.uint64) & np.uint64(_FILTER_BITS - 1)
-    bits = np.zeros(_FILTER_BITS // 8, dtype=np.uint8)
-    np.bitwise_or.at(bits, hashes >> np.uint64(3), np.left_shift(1, hashes & np.uint64(7)).astype(np.uint8))
-    return bits
-
-
-def _may_hold(bits: np.ndarray, probes: Sequence[str]) -> np.ndarray:
-    """Positions in ``probes`` whose filter bit is set (every probe held by the index among them)."""
-    hashes = np.fromiter(map(hash, probes), dtype=np.int64, count=len(probes)).view(np.uint64)
-    hashes &= np.uint64(_FILTER_BITS - 1)
-    return np.flatnonzero((bits[hashes >> np.uint64(3)] >> (hashes & np.uint64(7)).astype(np.uint8)) & 1)
-
-
-def _one_swap_apart(a: str, b: str) -> bool:
-    """Whether two different strings of the same length are one substitution or one swap of neighbours
-    apart (an optimal-string-alignment distance of 1)."""
-    if a.isascii() and b.isascii():  # reading keys are: the first difference is the top byte of a XOR
-        n = len(a) - (((int.from_bytes(a.encode(), "big") ^ int.from_bytes(b.encode(), "big")).bit_length() + 7) >> 3)
-    else:
-        n = len(commonprefix((a, b)))
-    return a[n + 1 :] == b[n + 1 :] or (a[n] == b[n + 1 : n + 2] and a[n + 1 : n + 2] == b[n] and a[n + 2 :] == b[n + 2 :])
+_MAX_WORD = MAX_LENGTH
+_SCRIPT_GROUPS = {"k": 1, "l": 2}
 
 
 def _script(word: str) -> str:
@@ -90,11 +59,6 @@ def _script(word: str) -> str:
     if _HANGUL.search(word):
         return "k"
     return "l" if _LATIN.search(word) else ""
-
-
-def _deletions(key: str) -> set[str]:
-    """``key`` and every string one deletion away from it."""
-    return {key, *(key[:i] + key[i + 1 :] for i in range(len(key)))}
 
 
 class WordRecognizer:
@@ -110,10 +74,8 @@ class WordRecognizer:
         self.counts = {word: int(count) for word, count in counts.items() if count > 0}
         self.min_count = min_count
         self.min_key = min_key
-        # Script + deletion key -> the key of the target word that has it, or a tuple of keys when several do
-        # (most have one: a bare string keeps the index small); script + key -> the most frequent target word
-        # with that key (ties: the first in sorted order).
-        self._index: dict[str, str | tuple[str, ...]] = {}
+        # Script + key -> the most frequent word with that key (ties: the first in sorted order); the
+        # one-edit index holds those keys, each in its script's group, ranked as their words are.
         self._words: dict[str, str] = {}
         for word in sorted(self.counts):
             count = self.counts[word]
@@ -123,18 +85,15 @@ class WordRecognizer:
             if not min_key <= len(key) <= _MAX_WORD or not script:
                 continue
             best = self._words.get(script + key)
-            if best is not None:
-                if count > self.counts[best]:
-                    self._words[script + key] = word
-                continue
-            self._words[script + key] = word
-            for deleted in _deletions(key):
-                held = self._index.get(script + deleted)
-                if held is None:
-                    self._index[script + deleted] = key
-                else:
-                    self._index[script + deleted] = (held, key) if isinstance(held, str) else (*held, key)
-        self._filter = _membership_filter(self._index, len(self._index))
+            if best is None or count > self.counts[best]:
+                self._words[script + key] = word
+        self._targets = list(self._words.values())
+        order = sorted(range(len(self._targets)), key=lambda t: (-self.counts[self._targets[t]], self._targets[t]))
+        ranks = [0] * len(order)
+        for rank, target in enumerate(order):
+            ranks[target] = rank
+        self._edits = OneEditIndex([entry[1:] for entry in self._words], [_SCRIPT_GROUPS[entry[0]] for entry in self._words],
+                                   ranks)
         # With ``novel_only``, a Korean word whose every pair of neighbouring characters (ends included) some
         # vocabulary word has is left alone: the model knows its n-grams, and reading it as a neighbour
         # replaces a rare genuine word (a slur compound) by a common wrong one.
@@ -195,43 +154,9 @@ class WordRecognizer:
 
     def _closest_many(self, pending: Sequence[tuple[str, str, str]]) -> list[str | None]:
         """For each (word, key, script): the most frequent word whose key is one edit from ``key`` (ties: the
-        first in sorted order), or None.
-
-        Each key is probed as itself and less each of its letters. Which probe matched tells the distance: a
-        shorter or longer candidate is one edit away; one of the same length is when it differs by one letter
-        or by two neighbours swapped (two deletions at different places can also pair keys two edits apart).
-        """
-        probes: list[str] = []
-        for _, key, script in pending:
-            probes.append(script + key)
-            probes.extend([script + key[:i] + key[i + 1 :] for i in range(len(key))])
-        near: list[list[str]] = [[] for _ in pending]
-        # Probe p belongs to key owners[p], at p - starts[n]: 0 for the key itself, i + 1 for the key less
-        # its i-th letter.
-        sizes = [len(key) + 1 for _, key, _ in pending]
-        starts = np.cumsum([0, *sizes[:-1]]).tolist()
-        owners = np.repeat(np.arange(len(pending)), sizes)
-        maybe = _may_hold(self._filter, probes)
-        held_at = self._index.get
-        for p, n in zip(maybe.tolist(), owners[maybe].tolist(), strict=True):
-            held = held_at(probes[p])
-            if held is None:
-                continue
-            _, key, _ = pending[n]
-            found = near[n]
-            for other in (held,) if isinstance(held, str) else held:
-                if p == starts[n]:  # ``key`` is the candidate's key less one letter: an insertion
-                    if len(other) == len(key) + 1:
-                        found.append(other)
-                elif len(other) == len(key) - 1:  # the candidate's key is ``key`` less one letter: a deletion
-                    found.append(other)
-                elif _one_swap_apart(key, other):
-                    found.append(other)
-        best: list[str | None] = []
-        for (_, _, script), others in zip(pending, near, strict=True):
-            words = [self._words[script + other] for other in others]
-            best.append(min(words, key=lambda word: (-self.counts[word], word)) if words else None)
-        return best
+        first in sorted order), or None."""
+        found = self._edits.nearest([key for _, key, _ in pending], [_SCRIPT_GROUPS[script] for _, _, script in pending])
+        return [self._targets[t] if t >= 0 else None for t in found.tolist()]
 
     def clear_cache(self) -> None:
         """Forget every lookup, the reading keys of words included (as a service meeting only new words)."""
