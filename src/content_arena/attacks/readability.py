@@ -170,10 +170,10 @@ def reading_key(text: str) -> str:
     return _key_of(_normalize(text))
 
 
-@lru_cache(maxsize=65_536)
 def normalized_reading_key(text: str) -> str:
     """:func:`reading_key` of a text that has been through the defender's normaliser already (the word
-    recogniser's words): the same key without normalising it a second time."""
+    recogniser's words): the same key without normalising it a second time. Not cached: the recogniser
+    caches what each word reads as, so a cache here would only hold the same words twice."""
     return _key_of(text)
 
 

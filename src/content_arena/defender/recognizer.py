@@ -124,14 +124,15 @@ class WordRecognizer:
     def _look_up(self, words: Iterable[str]) -> dict[str, str]:
         """What each of ``words`` (distinct, not cached) reads as; also cached. The answer comes back rather
         than through the cache, which another thread may empty meanwhile."""
-        counts, exact_words = self.counts, self._words
+        counts, exact_words, key_of, min_key = self.counts, self._words, self._key, self.min_key
+        attested = self._attested if self.novel_only else None
         read: dict[str, str] = {}
         pending: list[tuple[str, str, str]] = []
         for word in words:
             found = word
-            if len(word) <= _MAX_WORD and word.lower() not in counts and not (self.novel_only and self._attested(word)):
-                key = self._key(word)
-                if self.min_key <= len(key) <= _MAX_WORD:
+            if len(word) <= _MAX_WORD and word.lower() not in counts and not (attested and attested(word)):
+                key = key_of(word)
+                if min_key <= len(key) <= _MAX_WORD:
                     script = _script(word)
                     if script:
                         exact = exact_words.get(script + key)
@@ -159,11 +160,8 @@ class WordRecognizer:
         return [self._targets[t] if t >= 0 else None for t in found.tolist()]
 
     def clear_cache(self) -> None:
-        """Forget every lookup, the reading keys of words included (as a service meeting only new words)."""
-        from content_arena.attacks.readability import normalized_reading_key
-
+        """Forget every lookup (as a service meeting only new words)."""
         self._cache.clear()
-        normalized_reading_key.cache_clear()
 
     def __call__(self, text: str) -> str:
         """``text`` with every recognised word replaced; unchanged (same object) when none is."""
@@ -177,7 +175,7 @@ class WordRecognizer:
         cached = self._cache.get
         read_as: dict[str, str] = {}
         new: list[str] = []
-        for word in {word for words in split for word in words}:
+        for word in set().union(*split):
             found = cached(word)
             if found is None:
                 new.append(word)
@@ -187,9 +185,11 @@ class WordRecognizer:
             read_as.update(self._look_up(new))
         out: list[str] = []
         for text, words in zip(texts, split, strict=True):
-            read = [read_as[w] for w in words]
+            read = list(map(read_as.__getitem__, words))
             if read == words:
                 out.append(text)
+            elif text == " ".join(words):  # normalised text: single spaces, nothing around
+                out.append(" ".join(read))
             else:
                 replacements = iter(read)
                 out.append(_WORD.sub(lambda _, r=replacements: next(r), text))
