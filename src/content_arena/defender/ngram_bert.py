@@ -238,13 +238,15 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
             return nn.functional.embedding_bag(buckets, self._bucket_rows()[:, 1:], per_sample_weights=weights,
                                                mode="sum") + self.ngram_classifier.bias
         buckets, real = hash_ngrams(input_ids, attention_mask, self.config.ngram_orders, self.config.ngram_buckets)
-        rows = self._bucket_rows()[buckets] * real.unsqueeze(-1).to(self.ngram_idf.dtype)
-        norm = rows[..., 0].pow(2).sum(dim=1, keepdim=True).sqrt().clamp(min=1e-6)
-        return rows[..., 1:].sum(dim=1) / norm + self.ngram_classifier.bias
+        # One fused gather-and-sum of (IDF squared, IDF-weighted logits) per text: the L2 norm and the
+        # pooled logits together, with no (batch, n_grams, columns) tensor in between.
+        rows = self._bucket_rows()
+        summed = nn.functional.embedding_bag(buckets, rows, per_sample_weights=real.to(rows.dtype), mode="sum")
+        return summed[:, 1:] / summed[:, :1].sqrt().clamp(min=1e-6) + self.ngram_classifier.bias
 
     def _bucket_rows(self) -> torch.Tensor:
-        """``(buckets, 1 + num_labels)``: each bucket's IDF (1 with mean pooling), then its IDF times its
-        embedding through the head's weights.
+        """``(buckets, 1 + num_labels)``: each bucket's squared IDF (1 with mean pooling), then its IDF times
+        its embedding through the head's weights.
 
         The head is linear and dropout is off at inference, so pooling these rows gives the same logits as
         pooling the embeddings and applying the head, while reading one short row per n-gram (weight and
@@ -262,7 +264,7 @@ class NgramBertForSequenceClassification(BertForSequenceClassification):
                 weight = (idf if idf is not None else torch.ones(len(table), device=table.device)).to(logits.dtype)
                 if self.config.ngram_pooling == "idf" and not self.config.ngram_fold:
                     logits = logits * weight.unsqueeze(1)
-                cached = (key, torch.cat([weight.unsqueeze(1), logits], dim=1).contiguous())
+                cached = (key, torch.cat([weight.pow(2).unsqueeze(1), logits], dim=1).contiguous())
             self._bucket_rows_cache = cached
         return cached[1]
 
