@@ -69,8 +69,6 @@ CANDIDATES: dict[str, Recipe] = {
     "phonetic-fold": Recipe("phonetic-fold", experimental={"ngram_phonetic_fold": True}),
     "recognizer-novel": Recipe("recognizer-novel", experimental={"recognizer_novel_only": True},
                                note="the recogniser reads only Korean words with a character pair no known word has"),
-    "recognizer-compounds": Recipe("recognizer-compounds", experimental={"recognizer_keep_compounds": True},
-                                   note="the recogniser leaves alone Korean words made of two known words"),
     "harden-levels": Recipe("harden-levels", experimental={"harden_strategies": ["ko_level2", "ko_level3"]},
                             note="experimental.harden_strategies with the stacked difficulty levels"),
 }

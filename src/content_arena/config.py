@@ -376,10 +376,6 @@ class ExperimentalConfig(_Section):
     # a common word loses its signal) and skips most lookups, at the cost of the edits whose every pair
     # some known word has (a vowel or consonant swapped for a common one).
     recognizer_novel_only: bool = False
-    # A Korean word that is a known word (two characters or more) followed by another known word is left as
-    # written: the model knows both parts, and the whole read as its nearest known word is often a wrong
-    # one (미투년 -> 믿으면), which a symbol or spacing edit that leaves such a fragment turns into an evasion.
-    recognizer_keep_compounds: bool = False
     # With ``model.encoder`` true, the second stage keeps the encoder only if it lifts validation AUROC by
     # at least this over the n-gram branch alone; otherwise the champion is saved without it (use_encoder
     # false: the branch's scores, at several times the speed). null always keeps the encoder.

@@ -64,8 +64,7 @@ def _script(word: str) -> str:
 class WordRecognizer:
     """Maps unknown words to the closest, then most frequent, known word within one edit of their reading key."""
 
-    def __init__(self, counts: Mapping[str, int], *, min_count: int = 1, min_key: int = 3, novel_only: bool = False,
-                 keep_compounds: bool = False):
+    def __init__(self, counts: Mapping[str, int], *, min_count: int = 1, min_key: int = 3, novel_only: bool = False):
         if min_count < 1 or min_key < 1:
             raise ValueError("min_count and min_key must be at least 1")
         # The attacks package imports the defender's, so the key is imported here; words are normalised already.
@@ -101,18 +100,14 @@ class WordRecognizer:
         self.novel_only = novel_only
         self._pairs = ({f"\x02{w}\x03"[i : i + 2] for w in self.counts for i in range(len(w) + 1)} if novel_only
                        else frozenset())
-        # With ``keep_compounds``, a Korean word that is a known word of two or more characters followed by
-        # another known word is left as written: the model knows both parts' n-grams, and reading the whole
-        # as its nearest known word replaces a real compound (미투년: 미투 + 년) by a common wrong one.
-        self.keep_compounds = keep_compounds
         self._cache: dict[str, str] = {}
 
     @classmethod
     def build(cls, texts: Iterable[str], *, min_count: int = 1, min_key: int = 3,
-              novel_only: bool = False, keep_compounds: bool = False) -> WordRecognizer:
+              novel_only: bool = False) -> WordRecognizer:
         """From already normalised texts (the words are counted lowercased)."""
         counts = Counter(word.lower() for text in texts for word in text.split())
-        return cls(counts, min_count=min_count, min_key=min_key, novel_only=novel_only, keep_compounds=keep_compounds)
+        return cls(counts, min_count=min_count, min_key=min_key, novel_only=novel_only)
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -130,7 +125,7 @@ class WordRecognizer:
         """What each of ``words`` (distinct, not cached) reads as; also cached. The answer comes back rather
         than through the cache, which another thread may empty meanwhile."""
         counts, exact_words, key_of, min_key = self.counts, self._words, self._key, self.min_key
-        attested = self._attested if self.novel_only else self._compound if self.keep_compounds else None
+        attested = self._attested if self.novel_only else None
         read: dict[str, str] = {}
         pending: list[tuple[str, str, str]] = []
         for word in words:
@@ -157,12 +152,6 @@ class WordRecognizer:
             return False
         padded, pairs = f"\x02{word.lower()}\x03", self._pairs
         return all(padded[i : i + 2] in pairs for i in range(len(padded) - 1))
-
-    def _compound(self, word: str) -> bool:
-        if _HANGUL.search(word) is None:
-            return False
-        lowered, counts = word.lower(), self.counts
-        return any(lowered[:k] in counts and lowered[k:] in counts for k in range(2, len(lowered)))
 
     def _closest_many(self, pending: Sequence[tuple[str, str, str]]) -> list[str | None]:
         """For each (word, key, script): the most frequent word whose key is one edit from ``key`` (ties: the
@@ -210,7 +199,6 @@ class WordRecognizer:
 
     def to_dict(self) -> dict:
         return {"format": _FORMAT, "min_count": self.min_count, "min_key": self.min_key, "novel_only": self.novel_only,
-                "keep_compounds": self.keep_compounds,
                 "counts": self.counts}
 
     def save(self, model_dir: str | Path) -> Path:
@@ -229,4 +217,4 @@ class WordRecognizer:
         if raw.get("format") != _FORMAT or not isinstance(raw.get("counts"), dict):
             raise ValueError(f"{path}: not a word recogniser this version can read")
         return cls(raw["counts"], min_count=int(raw["min_count"]), min_key=int(raw["min_key"]),
-                   novel_only=bool(raw.get("novel_only", False)), keep_compounds=bool(raw.get("keep_compounds", False)))
+                   novel_only=bool(raw.get("novel_only", False)))

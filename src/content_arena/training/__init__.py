@@ -353,8 +353,7 @@ def _build_recognizer(normalized: Sequence[str], cfg: ArenaConfig) -> WordRecogn
         return None
     recognizer = WordRecognizer.build(normalized, min_count=cfg.experimental.recognizer_min_count,
                                       min_key=cfg.experimental.recognizer_min_key,
-                                      novel_only=cfg.experimental.recognizer_novel_only,
-                                      keep_compounds=cfg.experimental.recognizer_keep_compounds)
+                                      novel_only=cfg.experimental.recognizer_novel_only)
     log.info("word recogniser: %d known words", len(recognizer))
     return recognizer
 
