@@ -69,9 +69,6 @@ CANDIDATES: dict[str, Recipe] = {
     "phonetic-fold": Recipe("phonetic-fold", experimental={"ngram_phonetic_fold": True}),
     "recognizer-novel": Recipe("recognizer-novel", experimental={"recognizer_novel_only": True},
                                note="the recogniser reads only Korean words with a character pair no known word has"),
-    "recognizer-shared-syllable": Recipe("recognizer-shared-syllable",
-                                         note="one-edit readings of a Korean word must share a syllable with it "
-                                              "(bench-side patch, no config knob)"),
     "harden-levels": Recipe("harden-levels", experimental={"harden_strategies": ["ko_level2", "ko_level3"]},
                             note="experimental.harden_strategies with the stacked difficulty levels"),
 }
@@ -98,30 +95,7 @@ def _plain_lr() -> Iterator[None]:
 
 
 # Candidates that need a bench-side patch of the product (no config knob exists): name -> context manager.
-@contextlib.contextmanager
-def _shared_syllable() -> Iterator[None]:
-    """The recogniser's one-edit readings of a Korean word kept only when they share a syllable with it
-    (an edit changes one or two syllables; a reading that shares none is another word). An experiment-only
-    patch of the recogniser, undone on exit."""
-    from content_arena.defender.recognizer import WordRecognizer
-
-    real = WordRecognizer._closest_many
-
-    def closest(self: Any, pending: Any) -> list[str | None]:
-        found = real(self, pending)
-        syllables = lambda w: {c for c in w if "\uac00" <= c <= "\ud7a3"}  # noqa: E731
-        return [f if f is None or script != "k" or syllables(f) & syllables(word) or not syllables(word) else None
-                for (word, _, script), f in zip(pending, found, strict=True)]
-
-    WordRecognizer._closest_many = closest
-    try:
-        yield
-    finally:
-        WordRecognizer._closest_many = real
-
-
-PATCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
-    "plain-lr": _plain_lr, "recognizer-shared-syllable": _shared_syllable}
+PATCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {"plain-lr": _plain_lr}
 
 
 def _kiwi(examples: list[Any]) -> Any:
