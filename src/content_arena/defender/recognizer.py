@@ -49,7 +49,7 @@ _HANGUL = re.compile("[\uac00-\ud7a3\u1100-\u11ff\u3131-\u318e]")
 _LATIN = re.compile("[A-Za-z]")
 _CACHE_LIMIT = 200_000
 # No word is looked up past this many characters, nor is its key used past this many letters: real words
-# are far shorter, and a key's deletions cost its length squared (a 5,000-letter "word" would be 25M).
+# are far shorter, and the one-edit index hashes one table row per position up to this length.
 _MAX_WORD = MAX_LENGTH
 _SCRIPT_GROUPS = {"k": 1, "l": 2}
 
